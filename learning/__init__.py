@@ -1,0 +1,1 @@
+"""Learning core: training records, learned statistics, models and their API."""

@@ -1,0 +1,154 @@
+"""Admin for the learning store: audit and correct training records; browse the learned tables.
+
+Training records can be edited and deleted; the aggregate rows they touch are recomputed
+exactly (through the same services the engines use). The aggregates themselves are derived,
+so they are read-only here, with an action that rebuilds them from the records.
+"""
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from learning.models import (
+    FeatureImportance,
+    MarketRegimeStats,
+    PositionSizing,
+    SignalQuality,
+    StrategyPerformance,
+    TrainingRecord,
+)
+from learning.services.aggregates import OutcomeFacts, aggregates_rebuild
+from learning.services.outcomes import (
+    store_trade_outcome,
+    training_record_correct,
+    training_records_delete,
+    validate_trade_outcome,
+)
+from learning.types import TradeOutcome
+
+
+@admin.action(description="Rebuild all learned statistics from the training records")
+def rebuild_learning_stats(modeladmin, request, queryset):
+    counts = aggregates_rebuild()
+    summary = ", ".join(f"{table}: {rows}" for table, rows in counts.items())
+    modeladmin.message_user(request, f"Rebuilt learned statistics ({summary}).", messages.SUCCESS)
+
+
+class TrainingRecordForm(forms.ModelForm):
+    class Meta:
+        model = TrainingRecord
+        exclude = ("success", "duration_minutes")
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        fields = {name: data.get(name, getattr(self.instance, name)) for name in TradeOutcome.__dataclass_fields__}
+        fields.update(success=None, duration_minutes=None)
+        try:
+            validate_trade_outcome(TradeOutcome(**fields))
+        except ValidationError as error:
+            for field, problems in error.message_dict.items():
+                self.add_error(field if field in self.fields else None, problems)
+        return data
+
+
+@admin.register(TrainingRecord)
+class TrainingRecordAdmin(admin.ModelAdmin):
+    form = TrainingRecordForm
+    list_display = (
+        "trade_id", "symbol", "strategy_type", "system_type", "side", "is_shadow", "confidence_score",
+        "ml_score", "pnl_pct", "net_pnl", "success", "exit_reason", "market_regime", "volatility_regime", "exit_time",
+    )  # fmt: skip
+    list_filter = ("system_type", "strategy_type", "success", "is_shadow", "market_regime", "volatility_regime", "exit_reason", "side")
+    search_fields = ("trade_id", "symbol")
+    date_hierarchy = "exit_time"
+    readonly_fields = ("success", "duration_minutes", "created_at")
+    list_per_page = 100
+    show_full_result_count = False  # counting 100k+ rows on every page is slow and rarely needed
+    actions = (rebuild_learning_stats, "delete_and_correct")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # replaced by one that keeps the aggregates exact
+        return actions
+
+    @admin.action(description="Delete selected records and correct the statistics", permissions=["delete"])
+    def delete_and_correct(self, request, queryset):
+        deleted = training_records_delete(record_ids=list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"Deleted {deleted} records; their statistics were recomputed.", messages.SUCCESS)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            # A new record goes through the same store as an engine's outcome.
+            fields = {name: getattr(obj, name) for name in TradeOutcome.__dataclass_fields__}
+            fields.update(success=None, duration_minutes=None)
+            store_trade_outcome(outcome=TradeOutcome(**fields))
+            obj.pk = TrainingRecord.objects.get(trade_id=obj.trade_id).pk
+            return
+        original = OutcomeFacts.from_record(TrainingRecord.objects.get(pk=obj.pk))
+        training_record_correct(record=obj, original=original)
+
+    def delete_model(self, request, obj):
+        training_records_delete(record_ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        training_records_delete(record_ids=list(queryset.values_list("id", flat=True)))
+
+
+class AggregateAdmin(admin.ModelAdmin):
+    """The learned tables are derived from the records: read-only, rebuilt on demand."""
+
+    actions = (rebuild_learning_stats,)
+    date_hierarchy = "last_updated"
+    list_per_page = 100
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        # Read-only admins hide actions; the rebuild is for anyone who may view the records.
+        return {"rebuild_learning_stats": self.get_action(rebuild_learning_stats)} if self.has_view_permission(request) else {}
+
+
+@admin.register(StrategyPerformance)
+class StrategyPerformanceAdmin(AggregateAdmin):
+    list_display = (
+        "strategy_type", "system_type", "confidence_range", "market_regime", "volatility_regime", "total_trades",
+        "win_rate", "avg_pnl_pct", "total_pnl", "max_drawdown_pct", "sharpe_ratio", "last_updated",
+    )  # fmt: skip
+    list_filter = ("system_type", "strategy_type", "market_regime", "volatility_regime", "confidence_range")
+    search_fields = ("strategy_type",)
+
+
+@admin.register(SignalQuality)
+class SignalQualityAdmin(AggregateAdmin):
+    list_display = ("signal_type", "confidence_bucket", "sample_size", "predicted_success_rate", "actual_success_rate", "calibration_score", "last_updated")
+    list_filter = ("signal_type", "confidence_bucket")
+    search_fields = ("signal_type",)
+
+
+@admin.register(MarketRegimeStats)
+class MarketRegimeStatsAdmin(AggregateAdmin):
+    list_display = ("market_regime", "volatility_regime", "total_trades_in_regime", "best_strategy", "best_strategy_win_rate", "avg_trade_duration_minutes", "last_updated")
+    list_filter = ("market_regime", "volatility_regime", "best_strategy")
+    search_fields = ("best_strategy",)
+
+
+@admin.register(PositionSizing)
+class PositionSizingAdmin(AggregateAdmin):
+    list_display = ("confidence_range", "market_regime", "volatility_regime", "sample_size", "optimal_position_size_pct", "risk_adjusted_return", "last_updated")
+    list_filter = ("market_regime", "volatility_regime", "confidence_range")
+
+
+@admin.register(FeatureImportance)
+class FeatureImportanceAdmin(AggregateAdmin):
+    list_display = ("feature_name", "strategy_type", "sample_size", "importance_score", "correlation_with_success", "last_updated")
+    list_filter = ("strategy_type",)
+    search_fields = ("feature_name", "strategy_type")
+    ordering = ("-importance_score",)

@@ -1,0 +1,1 @@
+"""Pure machine learning for tradelearn: feature schema, online and batch models, hybrid prediction, persistence."""

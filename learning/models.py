@@ -1,0 +1,246 @@
+"""The persistent learning store: one training record per closed trade and five learned aggregates.
+
+`TrainingRecord` (ml_training_data) is the source of truth. The five aggregate tables are
+derived from it: each keeps running sums (the `sum_*`, `cum_*` columns) from which its
+published figures (win rates, averages, Sharpe, drawdown, sizes, correlations) are computed,
+and `rebuild_learning_stats` recomputes all of them from the records.
+
+Units: every `*_pct` field is a fraction (0.01 means 1 %); money is in the quote currency.
+"""
+from django.db import models
+
+
+class SystemType(models.TextChoices):
+    PAPER_TRADING = "paper_trading", "Paper trading"
+    PROFIT_SCRAPING = "profit_scraping", "Profit scraping"
+
+
+class Side(models.TextChoices):
+    LONG = "long", "Long"
+    SHORT = "short", "Short"
+
+
+class MarketRegime(models.TextChoices):
+    TRENDING_UP = "trending_up", "Trending up"
+    TRENDING_DOWN = "trending_down", "Trending down"
+    RANGING = "ranging", "Ranging"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class VolatilityRegime(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class ExitReason(models.TextChoices):
+    TAKE_PROFIT = "take_profit", "Take profit"
+    STOP_LOSS = "stop_loss", "Stop loss"
+    TRAILING_STOP = "trailing_stop", "Trailing stop"
+    BREAKEVEN_STOP = "breakeven_stop", "Breakeven stop"
+    TIME_EXIT = "time_exit", "Time exit"
+    SIGNAL_EXIT = "signal_exit", "Signal exit"
+    MANUAL = "manual", "Manual"
+
+
+PRICE = {"max_digits": 28, "decimal_places": 10}
+MONEY = {"max_digits": 24, "decimal_places": 10}
+
+
+class TrainingRecord(models.Model):
+    """One closed trade (taken, or a skipped signal followed as a shadow trade) and its label."""
+
+    trade_id = models.CharField(max_length=64, unique=True)
+    symbol = models.CharField(max_length=32)
+    strategy_type = models.CharField(max_length=64)
+    system_type = models.CharField(max_length=32, choices=SystemType.choices)
+    side = models.CharField(max_length=8, choices=Side.choices)
+    is_shadow = models.BooleanField(
+        default=False, help_text="A skipped signal followed with the same fill rules; never touched a balance."
+    )
+    confidence_score = models.FloatField(help_text="The signal's confidence at entry, in [0, 1].")
+    ml_score = models.FloatField(null=True, blank=True, help_text="The hybrid model's probability at entry.")
+    entry_price = models.DecimalField(**PRICE)
+    exit_price = models.DecimalField(**PRICE)
+    pnl_pct = models.DecimalField(max_digits=20, decimal_places=10, help_text="Net return on notional, after fees.")
+    net_pnl = models.DecimalField(**MONEY, help_text="Profit or loss after fees on both sides.")
+    fees = models.DecimalField(**MONEY)
+    duration_minutes = models.PositiveIntegerField()
+    market_regime = models.CharField(max_length=16, choices=MarketRegime.choices)
+    volatility_regime = models.CharField(max_length=16, choices=VolatilityRegime.choices)
+    exit_reason = models.CharField(max_length=16, choices=ExitReason.choices)
+    success = models.BooleanField(help_text="Net P&L after fees > 0.")
+    features = models.JSONField(default=dict, blank=True, help_text="Features frozen at entry.")
+    model_versions = models.JSONField(default=dict, blank=True)
+    entry_time = models.DateTimeField()
+    exit_time = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "ml_training_data"
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["symbol", "strategy_type"], name="ml_training_symbol_strat_idx"),
+            models.Index(fields=["system_type"], name="ml_training_system_idx"),
+            models.Index(fields=["success"], name="ml_training_success_idx"),
+            models.Index(fields=["created_at"], name="ml_training_created_idx"),
+            models.Index(fields=["confidence_score"], name="ml_training_confidence_idx"),
+            models.Index(fields=["exit_time"], name="ml_training_exit_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trade_id} {self.symbol} {self.side} {'win' if self.success else 'loss'}"
+
+
+class StrategyPerformance(models.Model):
+    """How a strategy did, per system, confidence range and market conditions."""
+
+    strategy_type = models.CharField(max_length=64)
+    system_type = models.CharField(max_length=32, choices=SystemType.choices)
+    confidence_range = models.CharField(max_length=16)
+    market_regime = models.CharField(max_length=16, choices=MarketRegime.choices)
+    volatility_regime = models.CharField(max_length=16, choices=VolatilityRegime.choices)
+
+    total_trades = models.PositiveIntegerField(default=0)
+    winning_trades = models.PositiveIntegerField(default=0)
+    losing_trades = models.PositiveIntegerField(default=0)
+    win_rate = models.FloatField(default=0.0)
+    avg_pnl_pct = models.FloatField(default=0.0)
+    avg_duration_minutes = models.FloatField(default=0.0)
+    total_pnl = models.DecimalField(**MONEY, default=0)
+    max_drawdown_pct = models.FloatField(
+        default=0.0, help_text="Largest fall of the cumulative pnl_pct from its peak, in recording order."
+    )
+    sharpe_ratio = models.FloatField(null=True, blank=True, help_text="Per trade: mean / standard deviation of pnl_pct.")
+
+    sum_pnl_pct = models.FloatField(default=0.0)
+    sum_sq_pnl_pct = models.FloatField(default=0.0)
+    sum_win_pnl_pct = models.FloatField(default=0.0)
+    sum_loss_pnl_pct = models.FloatField(default=0.0, help_text="Sum of losing trades' |pnl_pct|.")
+    sum_duration_minutes = models.BigIntegerField(default=0)
+    cum_pnl_pct = models.FloatField(default=0.0)
+    peak_cum_pnl_pct = models.FloatField(default=0.0)
+    last_updated = models.DateTimeField()
+
+    class Meta:
+        db_table = "strategy_performance_learning"
+        verbose_name_plural = "strategy performance"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["strategy_type", "system_type", "confidence_range", "market_regime", "volatility_regime"],
+                name="strategy_performance_unique_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_type}/{self.system_type} {self.confidence_range} {self.market_regime}/{self.volatility_regime}"
+
+
+class SignalQuality(models.Model):
+    """Calibration: the success rate a signal's confidence promised against the one it delivered."""
+
+    signal_type = models.CharField(max_length=64)
+    confidence_bucket = models.CharField(max_length=16)
+    predicted_success_rate = models.FloatField(default=0.0, help_text="Mean confidence of the signals in the bucket.")
+    actual_success_rate = models.FloatField(default=0.0)
+    sample_size = models.PositiveIntegerField(default=0)
+    market_conditions = models.JSONField(default=dict, help_text="Trades and wins per market and volatility regime.")
+    calibration_score = models.FloatField(default=1.0, help_text="1 − |actual − predicted|: 1 is perfectly calibrated.")
+
+    successes = models.PositiveIntegerField(default=0)
+    sum_confidence = models.FloatField(default=0.0)
+    last_updated = models.DateTimeField()
+
+    class Meta:
+        db_table = "signal_quality_learning"
+        verbose_name_plural = "signal quality"
+        constraints = [
+            models.UniqueConstraint(fields=["signal_type", "confidence_bucket"], name="signal_quality_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.signal_type} {self.confidence_bucket}"
+
+
+class MarketRegimeStats(models.Model):
+    """Which strategy works best in each market and volatility regime."""
+
+    market_regime = models.CharField(max_length=16, choices=MarketRegime.choices)
+    volatility_regime = models.CharField(max_length=16, choices=VolatilityRegime.choices)
+    best_strategy = models.CharField(max_length=64, blank=True)
+    best_strategy_win_rate = models.FloatField(null=True, blank=True, help_text="Shrunk toward the regime's win rate.")
+    total_trades_in_regime = models.PositiveIntegerField(default=0)
+    avg_trade_duration_minutes = models.FloatField(default=0.0)
+    regime_characteristics = models.JSONField(default=dict, help_text="Win rate, mean pnl and per-strategy tallies.")
+
+    winning_trades = models.PositiveIntegerField(default=0)
+    sum_pnl_pct = models.FloatField(default=0.0)
+    sum_duration_minutes = models.BigIntegerField(default=0)
+    last_updated = models.DateTimeField()
+
+    class Meta:
+        db_table = "market_regime_learning"
+        verbose_name = "market regime"
+        constraints = [
+            models.UniqueConstraint(fields=["market_regime", "volatility_regime"], name="market_regime_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_regime}/{self.volatility_regime}"
+
+
+class PositionSizing(models.Model):
+    """The size that the evidence supports per confidence range and market conditions."""
+
+    confidence_range = models.CharField(max_length=16)
+    market_regime = models.CharField(max_length=16, choices=MarketRegime.choices)
+    volatility_regime = models.CharField(max_length=16, choices=VolatilityRegime.choices)
+    optimal_position_size_pct = models.FloatField(default=0.0, help_text="Capped fractional Kelly, of account equity.")
+    risk_adjusted_return = models.FloatField(null=True, blank=True, help_text="Mean / standard deviation of pnl_pct.")
+    sample_size = models.PositiveIntegerField(default=0)
+
+    wins = models.PositiveIntegerField(default=0)
+    sum_pnl_pct = models.FloatField(default=0.0)
+    sum_sq_pnl_pct = models.FloatField(default=0.0)
+    sum_win_pnl_pct = models.FloatField(default=0.0)
+    sum_loss_pnl_pct = models.FloatField(default=0.0)
+    last_updated = models.DateTimeField()
+
+    class Meta:
+        db_table = "position_sizing_learning"
+        verbose_name_plural = "position sizing"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["confidence_range", "market_regime", "volatility_regime"], name="position_sizing_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.confidence_range} {self.market_regime}/{self.volatility_regime}"
+
+
+class FeatureImportance(models.Model):
+    """How strongly each numeric feature at entry goes with success, per strategy."""
+
+    feature_name = models.CharField(max_length=64)
+    strategy_type = models.CharField(max_length=64)
+    importance_score = models.FloatField(default=0.0, help_text="|correlation| shrunk by sample size.")
+    correlation_with_success = models.FloatField(default=0.0, help_text="Point-biserial correlation with success.")
+    sample_size = models.PositiveIntegerField(default=0)
+
+    successes = models.PositiveIntegerField(default=0)
+    sum_value = models.FloatField(default=0.0)
+    sum_sq_value = models.FloatField(default=0.0)
+    sum_value_success = models.FloatField(default=0.0)
+    last_updated = models.DateTimeField()
+
+    class Meta:
+        db_table = "feature_importance_learning"
+        verbose_name_plural = "feature importance"
+        constraints = [
+            models.UniqueConstraint(fields=["feature_name", "strategy_type"], name="feature_importance_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.feature_name} ({self.strategy_type})"

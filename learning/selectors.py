@@ -1,0 +1,207 @@
+"""Reads of the learning store: strategy insights and the learning summary."""
+import math
+from collections import defaultdict
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from learning import stats
+from learning.models import (
+    FeatureImportance,
+    MarketRegimeStats,
+    PositionSizing,
+    SignalQuality,
+    StrategyPerformance,
+    SystemType,
+    TrainingRecord,
+)
+
+RECENT_DAYS = 30
+
+
+def _tally(rows) -> dict:
+    trades = sum(row.total_trades for row in rows)
+    wins = sum(row.winning_trades for row in rows)
+    sum_pnl = sum(row.sum_pnl_pct for row in rows)
+    sum_sq = sum(row.sum_sq_pnl_pct for row in rows)
+    return {
+        "trades": trades,
+        "wins": wins,
+        "win_rate": stats.mean(wins, trades),
+        "avg_pnl_pct": stats.mean(sum_pnl, trades),
+        "total_pnl": sum((row.total_pnl for row in rows), start=0),
+        "sharpe_ratio": stats.sharpe(sum_pnl, sum_sq, trades),
+        "avg_duration_minutes": stats.mean(sum(row.sum_duration_minutes for row in rows), trades),
+    }
+
+
+def get_strategy_insights(*, strategy_type: str, system_type: str | None = None) -> dict:
+    """How a strategy has done overall, by confidence range and by market conditions."""
+    rows = StrategyPerformance.objects.filter(strategy_type=strategy_type)
+    if system_type:
+        rows = rows.filter(system_type=system_type)
+    rows = list(rows)
+    strength = settings.LEARNING_PRIOR_STRENGTH
+    overall = _tally(rows)
+
+    def grouped(key) -> list[dict]:
+        groups = defaultdict(list)
+        for row in rows:
+            groups[key(row)].append(row)
+        result = []
+        for name, members in sorted(groups.items()):
+            tally = _tally(members)
+            tally["name"] = name
+            tally["shrunk_win_rate"] = stats.shrink(
+                tally["wins"], tally["trades"], prior_mean=overall["win_rate"], prior_strength=strength
+            )
+            tally["max_drawdown_pct"] = max(member.max_drawdown_pct for member in members)
+            result.append(tally)
+        return result
+
+    by_confidence = grouped(lambda row: row.confidence_range)
+    by_regime = grouped(lambda row: f"{row.market_regime}/{row.volatility_regime}")
+    best = lambda groups: max(groups, key=lambda group: group["shrunk_win_rate"])["name"] if groups else None  # noqa: E731
+    records = TrainingRecord.objects.filter(strategy_type=strategy_type)
+    if system_type:
+        records = records.filter(system_type=system_type)
+    return {
+        "strategy_type": strategy_type,
+        "system_type": system_type,
+        "overall": overall,
+        "by_confidence_range": by_confidence,
+        "by_market_conditions": by_regime,
+        "best_confidence_range": best(by_confidence),
+        "best_market_conditions": best(by_regime),
+        "recent_30_days": _recent(records),
+    }
+
+
+def _recent(records) -> dict:
+    since = timezone.now() - timedelta(days=RECENT_DAYS)
+    figures = records.filter(exit_time__gte=since).aggregate(
+        trades=Count("id"), wins=Count("id", filter=Q(success=True)), net_pnl=Sum("net_pnl")
+    )
+    figures["win_rate"] = stats.mean(figures["wins"], figures["trades"])
+    figures["net_pnl"] = figures["net_pnl"] or 0
+    return figures
+
+
+def _regime_win_rates() -> dict[str, dict[tuple, tuple[int, int]]]:
+    """Per system, per (market, volatility) regime: (trades, wins)."""
+    result: dict[str, dict[tuple, tuple[int, int]]] = defaultdict(dict)
+    for row in (
+        StrategyPerformance.objects.values("system_type", "market_regime", "volatility_regime")
+        .annotate(trades=Sum("total_trades"), wins=Sum("winning_trades"))
+        .order_by()
+    ):
+        result[row["system_type"]][(row["market_regime"], row["volatility_regime"])] = (row["trades"], row["wins"])
+    return result
+
+
+def _pearson(xs: list[float], ys: list[float]) -> float | None:
+    if len(xs) < 3:
+        return None
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    cov = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+    var_x = sum((x - mean_x) ** 2 for x in xs)
+    var_y = sum((y - mean_y) ** 2 for y in ys)
+    if var_x <= 0 or var_y <= 0:
+        return None
+    return cov / math.sqrt(var_x * var_y)
+
+
+def _transfer_skill(source: dict, target: dict) -> float | None:
+    """How much better the source system's regime win rates predict the target's than the
+    target's own overall rate does: 1 − MSE(source) / MSE(base rate), trade-weighted.
+    Positive means knowledge transfers; None when the two share fewer than two regimes."""
+    shared = [key for key in target if key in source and source[key][0] and target[key][0]]
+    if len(shared) < 2:
+        return None
+    target_trades = sum(target[key][0] for key in shared)
+    base_rate = sum(target[key][1] for key in shared) / target_trades
+    error_source = error_base = 0.0
+    for key in shared:
+        trades, wins = target[key]
+        actual = wins / trades
+        error_source += trades * (source[key][1] / source[key][0] - actual) ** 2
+        error_base += trades * (base_rate - actual) ** 2
+    if error_base <= 0:
+        return None
+    return 1.0 - error_source / error_base
+
+
+def _cross_system() -> dict:
+    rates = _regime_win_rates()
+    paper = rates.get(SystemType.PAPER_TRADING, {})
+    scraping = rates.get(SystemType.PROFIT_SCRAPING, {})
+    shared = sorted(key for key in paper if key in scraping and paper[key][0] and scraping[key][0])
+    paper_rate = stats.mean(sum(w for _, w in paper.values()), sum(n for n, _ in paper.values()))
+    scraping_rate = stats.mean(sum(w for _, w in scraping.values()), sum(n for n, _ in scraping.values()))
+    return {
+        "win_rate_gap": paper_rate - scraping_rate if paper and scraping else None,
+        "shared_regimes": len(shared),
+        "regime_win_rate_correlation": _pearson(
+            [paper[key][1] / paper[key][0] for key in shared],
+            [scraping[key][1] / scraping[key][0] for key in shared],
+        ),
+        "transfer_effectiveness": {
+            "paper_to_scraping": _transfer_skill(paper, scraping),
+            "scraping_to_paper": _transfer_skill(scraping, paper),
+        },
+        "transfer_weight": settings.LEARNING_TRANSFER_WEIGHT,
+    }
+
+
+def _calibration_gap() -> float | None:
+    """Trade-weighted mean |actual − predicted| over the signal-quality buckets."""
+    rows = list(SignalQuality.objects.values_list("sample_size", "predicted_success_rate", "actual_success_rate"))
+    total = sum(n for n, _, _ in rows)
+    if not total:
+        return None
+    return sum(n * abs(actual - predicted) for n, predicted, actual in rows) / total
+
+
+def get_learning_summary() -> dict:
+    """What the system has learned so far, per system and across systems."""
+    systems = {}
+    for system in SystemType.values:
+        records = TrainingRecord.objects.filter(system_type=system)
+        figures = records.aggregate(
+            trades=Count("id"),
+            wins=Count("id", filter=Q(success=True)),
+            shadow=Count("id", filter=Q(is_shadow=True)),
+            net_pnl=Sum("net_pnl", filter=Q(is_shadow=False)),
+        )
+        figures["win_rate"] = stats.mean(figures["wins"], figures["trades"])
+        figures["net_pnl"] = figures["net_pnl"] or 0
+        figures["recent_30_days"] = _recent(records)
+        systems[system] = figures
+
+    return {
+        "total_records": TrainingRecord.objects.count(),
+        "systems": systems,
+        "cross_system": _cross_system(),
+        "calibration_gap": _calibration_gap(),
+        "best_strategy_by_regime": [
+            {
+                "market_regime": row.market_regime,
+                "volatility_regime": row.volatility_regime,
+                "best_strategy": row.best_strategy,
+                "best_strategy_win_rate": row.best_strategy_win_rate,
+                "trades": row.total_trades_in_regime,
+            }
+            for row in MarketRegimeStats.objects.order_by("market_regime", "volatility_regime")
+        ],
+        "top_features": list(
+            FeatureImportance.objects.order_by("-importance_score", "feature_name").values(
+                "feature_name", "strategy_type", "importance_score", "correlation_with_success", "sample_size"
+            )[:10]
+        ),
+        "table_rows": {
+            model._meta.db_table: model.objects.count()
+            for model in (TrainingRecord, StrategyPerformance, SignalQuality, MarketRegimeStats, PositionSizing, FeatureImportance)
+        },
+    }

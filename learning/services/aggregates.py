@@ -1,0 +1,408 @@
+"""The five learned aggregates: how one outcome updates each, and how all are rebuilt.
+
+Each aggregate is a fold over training records in recording (id) order. The incremental
+path (`aggregates_apply`, inside the outcome's transaction) and the rebuild
+(`aggregates_rebuild`) run the very same `apply` and `refresh` functions, so they can only
+disagree if rows are lost or counted twice, which the tests check.
+"""
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Model, Q
+from django.utils import timezone
+
+from learning import stats
+from learning.buckets import confidence_range, label_midpoint
+from learning.models import (
+    FeatureImportance,
+    MarketRegimeStats,
+    PositionSizing,
+    SignalQuality,
+    StrategyPerformance,
+    TrainingRecord,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeFacts:
+    """What the aggregates need to know about one recorded outcome."""
+
+    strategy_type: str
+    system_type: str
+    confidence_score: float
+    market_regime: str
+    volatility_regime: str
+    success: bool
+    pnl_pct: float
+    net_pnl: Decimal
+    duration_minutes: int
+    features: dict
+
+    @classmethod
+    def from_record(cls, record: TrainingRecord) -> "OutcomeFacts":
+        return cls(
+            strategy_type=record.strategy_type,
+            system_type=record.system_type,
+            confidence_score=record.confidence_score,
+            market_regime=record.market_regime,
+            volatility_regime=record.volatility_regime,
+            success=record.success,
+            pnl_pct=float(record.pnl_pct),
+            net_pnl=Decimal(record.net_pnl),
+            duration_minutes=record.duration_minutes,
+            features=record.features or {},
+        )
+
+
+def _prior_strength() -> float:
+    return settings.LEARNING_PRIOR_STRENGTH
+
+
+def _numeric_features(features: dict) -> Iterable[tuple[str, float]]:
+    for name, value in features.items():
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            yield name, float(value)
+
+
+class Aggregate:
+    """One learned table: its key, how an outcome adds to a row, how figures follow from sums."""
+
+    model: type[Model]
+    key_fields: tuple[str, ...]
+
+    def keys(self, facts: OutcomeFacts) -> list[tuple]:
+        raise NotImplementedError
+
+    def apply(self, row, facts: OutcomeFacts, key: tuple) -> None:
+        raise NotImplementedError
+
+    def refresh(self, row) -> None:
+        raise NotImplementedError
+
+    def records_touching(self, key: tuple) -> Q:
+        """A filter on training records wide enough to contain every record of this key."""
+        raise NotImplementedError
+
+    def new_row(self, key: tuple):
+        return self.model(**dict(zip(self.key_fields, key)))
+
+    def key_of(self, row) -> tuple:
+        return tuple(getattr(row, name) for name in self.key_fields)
+
+    def value_fields(self) -> list[str]:
+        return [f.name for f in self.model._meta.concrete_fields if not f.primary_key and f.name not in self.key_fields]
+
+
+class StrategyPerformanceAggregate(Aggregate):
+    model = StrategyPerformance
+    key_fields = ("strategy_type", "system_type", "confidence_range", "market_regime", "volatility_regime")
+
+    def keys(self, facts):
+        return [
+            (
+                facts.strategy_type,
+                facts.system_type,
+                confidence_range(facts.confidence_score),
+                facts.market_regime,
+                facts.volatility_regime,
+            )
+        ]
+
+    def apply(self, row, facts, key):
+        row.total_trades += 1
+        row.winning_trades += facts.success
+        row.total_pnl = Decimal(row.total_pnl) + facts.net_pnl
+        row.sum_pnl_pct += facts.pnl_pct
+        row.sum_sq_pnl_pct += facts.pnl_pct * facts.pnl_pct
+        if facts.success:
+            row.sum_win_pnl_pct += facts.pnl_pct
+        else:
+            row.sum_loss_pnl_pct += -facts.pnl_pct
+        row.sum_duration_minutes += facts.duration_minutes
+        # Drawdown is path dependent, so it is carried as running state, not recomputed.
+        row.cum_pnl_pct += facts.pnl_pct
+        row.peak_cum_pnl_pct = max(row.peak_cum_pnl_pct, row.cum_pnl_pct)
+        row.max_drawdown_pct = max(row.max_drawdown_pct, row.peak_cum_pnl_pct - row.cum_pnl_pct)
+
+    def refresh(self, row):
+        row.losing_trades = row.total_trades - row.winning_trades
+        row.win_rate = stats.mean(row.winning_trades, row.total_trades)
+        row.avg_pnl_pct = stats.mean(row.sum_pnl_pct, row.total_trades)
+        row.avg_duration_minutes = stats.mean(row.sum_duration_minutes, row.total_trades)
+        row.sharpe_ratio = stats.sharpe(row.sum_pnl_pct, row.sum_sq_pnl_pct, row.total_trades)
+
+    def records_touching(self, key):
+        strategy_type, system_type, _, market_regime, volatility_regime = key
+        return Q(
+            strategy_type=strategy_type,
+            system_type=system_type,
+            market_regime=market_regime,
+            volatility_regime=volatility_regime,
+        )
+
+
+class SignalQualityAggregate(Aggregate):
+    model = SignalQuality
+    key_fields = ("signal_type", "confidence_bucket")
+
+    def keys(self, facts):
+        return [(facts.strategy_type, confidence_range(facts.confidence_score))]
+
+    def apply(self, row, facts, key):
+        row.sample_size += 1
+        row.successes += facts.success
+        row.sum_confidence += facts.confidence_score
+        conditions = row.market_conditions or {}
+        for dimension, regime in (("market_regime", facts.market_regime), ("volatility_regime", facts.volatility_regime)):
+            tally = conditions.setdefault(dimension, {}).setdefault(regime, {"trades": 0, "wins": 0})
+            tally["trades"] += 1
+            tally["wins"] += int(facts.success)
+        row.market_conditions = conditions
+
+    def refresh(self, row):
+        row.predicted_success_rate = stats.mean(row.sum_confidence, row.sample_size)
+        row.actual_success_rate = stats.mean(row.successes, row.sample_size)
+        row.calibration_score = 1.0 - abs(row.actual_success_rate - row.predicted_success_rate)
+
+    def records_touching(self, key):
+        return Q(strategy_type=key[0])
+
+
+class MarketRegimeAggregate(Aggregate):
+    model = MarketRegimeStats
+    key_fields = ("market_regime", "volatility_regime")
+
+    def keys(self, facts):
+        return [(facts.market_regime, facts.volatility_regime)]
+
+    def apply(self, row, facts, key):
+        row.total_trades_in_regime += 1
+        row.winning_trades += facts.success
+        row.sum_pnl_pct += facts.pnl_pct
+        row.sum_duration_minutes += facts.duration_minutes
+        characteristics = row.regime_characteristics or {}
+        tally = characteristics.setdefault("strategies", {}).setdefault(
+            facts.strategy_type, {"trades": 0, "wins": 0, "sum_pnl_pct": 0.0}
+        )
+        tally["trades"] += 1
+        tally["wins"] += int(facts.success)
+        tally["sum_pnl_pct"] += facts.pnl_pct
+        row.regime_characteristics = characteristics
+
+    def refresh(self, row):
+        trades = row.total_trades_in_regime
+        win_rate = stats.mean(row.winning_trades, trades)
+        row.avg_trade_duration_minutes = stats.mean(row.sum_duration_minutes, trades)
+        characteristics = row.regime_characteristics
+        characteristics["win_rate"] = win_rate
+        characteristics["avg_pnl_pct"] = stats.mean(row.sum_pnl_pct, trades)
+        # Best = highest win rate shrunk toward the regime's own, so one lucky trade can't win.
+        best_name, best_rate = "", None
+        for name in sorted(characteristics.get("strategies", {})):
+            tally = characteristics["strategies"][name]
+            rate = stats.shrink(
+                tally["wins"], tally["trades"], prior_mean=win_rate, prior_strength=_prior_strength()
+            )
+            if best_rate is None or rate > best_rate:
+                best_name, best_rate = name, rate
+        row.best_strategy, row.best_strategy_win_rate = best_name, best_rate
+
+    def records_touching(self, key):
+        return Q(market_regime=key[0], volatility_regime=key[1])
+
+
+class PositionSizingAggregate(Aggregate):
+    model = PositionSizing
+    key_fields = ("confidence_range", "market_regime", "volatility_regime")
+
+    def keys(self, facts):
+        return [(confidence_range(facts.confidence_score), facts.market_regime, facts.volatility_regime)]
+
+    def apply(self, row, facts, key):
+        row.sample_size += 1
+        row.wins += facts.success
+        row.sum_pnl_pct += facts.pnl_pct
+        row.sum_sq_pnl_pct += facts.pnl_pct * facts.pnl_pct
+        if facts.success:
+            row.sum_win_pnl_pct += facts.pnl_pct
+        else:
+            row.sum_loss_pnl_pct += -facts.pnl_pct
+
+    def refresh(self, row):
+        row.risk_adjusted_return = stats.sharpe(row.sum_pnl_pct, row.sum_sq_pnl_pct, row.sample_size)
+        midpoint = label_midpoint(row.confidence_range)
+        row.optimal_position_size_pct = position_size(
+            win_rate=stats.shrink(row.wins, row.sample_size, prior_mean=midpoint, prior_strength=_prior_strength()),
+            payoff_ratio=payoff_ratio(
+                wins=row.wins,
+                losses=row.sample_size - row.wins,
+                sum_win_pnl_pct=row.sum_win_pnl_pct,
+                sum_loss_pnl_pct=row.sum_loss_pnl_pct,
+                prior_ratio=1.0,
+            ),
+        )
+
+    def records_touching(self, key):
+        return Q(market_regime=key[1], volatility_regime=key[2])
+
+
+class FeatureImportanceAggregate(Aggregate):
+    model = FeatureImportance
+    key_fields = ("feature_name", "strategy_type")
+
+    def keys(self, facts):
+        return [(name, facts.strategy_type) for name, _ in _numeric_features(facts.features)]
+
+    def apply(self, row, facts, key):
+        value = float(facts.features[key[0]])
+        row.sample_size += 1
+        row.successes += facts.success
+        row.sum_value += value
+        row.sum_sq_value += value * value
+        if facts.success:
+            row.sum_value_success += value
+
+    def refresh(self, row):
+        row.correlation_with_success = stats.correlation(
+            row.sample_size, row.sum_value, row.sum_sq_value, row.successes, row.sum_value_success
+        )
+        shrinkage = row.sample_size / (row.sample_size + _prior_strength()) if row.sample_size else 0.0
+        row.importance_score = abs(row.correlation_with_success) * shrinkage
+
+    def records_touching(self, key):
+        return Q(strategy_type=key[1])
+
+
+def payoff_ratio(*, wins: int, losses: int, sum_win_pnl_pct: float, sum_loss_pnl_pct: float, prior_ratio: float) -> float:
+    """Average win over average loss, shrunk toward `prior_ratio` while either side is thin."""
+    strength = _prior_strength()
+    if wins == 0 or losses == 0 or sum_loss_pnl_pct <= 0:
+        return prior_ratio
+    observed = (sum_win_pnl_pct / wins) / (sum_loss_pnl_pct / losses)
+    weight = min(wins, losses)
+    return (observed * weight + prior_ratio * strength) / (weight + strength)
+
+
+def position_size(*, win_rate: float, payoff_ratio: float) -> float:
+    """Capped fractional Kelly: 0 where the evidence shows no edge."""
+    kelly = stats.kelly_fraction(win_rate, payoff_ratio)
+    if kelly <= 0:
+        return 0.0
+    size = settings.LEARNING_KELLY_FRACTION * kelly
+    return min(max(size, settings.LEARNING_MIN_POSITION_SIZE), settings.LEARNING_MAX_POSITION_SIZE)
+
+
+# The fixed order in which tables are updated is also the order their rows are locked in.
+AGGREGATES: tuple[Aggregate, ...] = (
+    StrategyPerformanceAggregate(),
+    SignalQualityAggregate(),
+    MarketRegimeAggregate(),
+    PositionSizingAggregate(),
+    FeatureImportanceAggregate(),
+)
+AGGREGATE_MODELS = tuple(aggregate.model for aggregate in AGGREGATES)
+
+
+def _key_filter(aggregate: Aggregate, keys: Sequence[tuple]) -> Q:
+    condition = Q()
+    for key in keys:
+        condition |= Q(**dict(zip(aggregate.key_fields, key)))
+    return condition
+
+
+def _fold(aggregate: Aggregate, rows: dict, facts_list: Iterable[OutcomeFacts], only: set | None = None) -> None:
+    for facts in facts_list:
+        for key in aggregate.keys(facts):
+            if only is not None and key not in only:
+                continue
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = aggregate.new_row(key)
+            aggregate.apply(row, facts, key)
+
+
+def _write(aggregate: Aggregate, rows: Iterable, now: datetime) -> None:
+    existing, created = [], []
+    for row in rows:
+        aggregate.refresh(row)
+        row.last_updated = now
+        (existing if row.pk else created).append(row)
+    if existing:
+        aggregate.model.objects.bulk_update(existing, aggregate.value_fields())
+    if created:
+        aggregate.model.objects.bulk_create(created)
+
+
+def aggregates_apply(*, facts_list: Sequence[OutcomeFacts], now: datetime | None = None) -> None:
+    """Add newly recorded outcomes to every aggregate. Call inside the records' transaction."""
+    now = now or timezone.now()
+    for aggregate in AGGREGATES:
+        keys = list(dict.fromkeys(key for facts in facts_list for key in aggregate.keys(facts)))
+        if not keys:
+            continue
+        locked = aggregate.model.objects.select_for_update().filter(_key_filter(aggregate, keys)).order_by("pk")
+        rows = {aggregate.key_of(row): row for row in locked}
+        _fold(aggregate, rows, facts_list)
+        _write(aggregate, rows.values(), now)
+
+
+def _lock_training_records() -> None:
+    # Stores insert records first; a SHARE lock waits for stores in flight and holds new ones
+    # back until the rebuild commits, so no outcome falls between the rebuild's read and write.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {TrainingRecord._meta.db_table} IN SHARE MODE")
+
+
+def _records_in_order(condition: Q = Q()) -> Iterable[OutcomeFacts]:
+    fields = (
+        "strategy_type", "system_type", "confidence_score", "market_regime", "volatility_regime",
+        "success", "pnl_pct", "net_pnl", "duration_minutes", "features",
+    )  # fmt: skip
+    queryset = TrainingRecord.objects.filter(condition).order_by("id").values_list(*fields)
+    for row in queryset.iterator(chunk_size=2000):
+        values = dict(zip(fields, row))
+        values["pnl_pct"] = float(values["pnl_pct"])
+        values["features"] = values["features"] or {}
+        yield OutcomeFacts(**values)
+
+
+@transaction.atomic
+def aggregates_rebuild() -> dict[str, int]:
+    """Recompute all five aggregates from the training records; returns rows per table."""
+    _lock_training_records()
+    now = timezone.now()
+    states: dict[Aggregate, dict] = {aggregate: {} for aggregate in AGGREGATES}
+    for aggregate in AGGREGATES:
+        aggregate.model.objects.all().delete()
+    for facts in _records_in_order():
+        for aggregate in AGGREGATES:
+            _fold(aggregate, states[aggregate], (facts,))
+    counts = {}
+    for aggregate, rows in states.items():
+        _write(aggregate, rows.values(), now)
+        counts[aggregate.model._meta.db_table] = len(rows)
+    return counts
+
+
+@transaction.atomic
+def aggregates_rebuild_keys(*, facts_list: Sequence[OutcomeFacts]) -> None:
+    """Recompute exactly the aggregate rows these outcomes fall in (after an edit or delete)."""
+    _lock_training_records()
+    now = timezone.now()
+    for aggregate in AGGREGATES:
+        keys = set(key for facts in facts_list for key in aggregate.keys(facts))
+        if not keys:
+            continue
+        aggregate.model.objects.filter(_key_filter(aggregate, list(keys))).delete()
+        condition = Q()
+        for key in keys:
+            condition |= aggregate.records_touching(key)
+        rows: dict = {}
+        _fold(aggregate, rows, _records_in_order(condition), only=keys)
+        _write(aggregate, rows.values(), now)

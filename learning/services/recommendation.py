@@ -1,0 +1,176 @@
+"""Should this signal be taken, and how large? Answered from the learned statistics.
+
+Thin history must not swing a decision, so every figure is a posterior mean: the win rate of
+the signal's context is shrunk toward its calibrated confidence (a Beta prior worth
+LEARNING_PRIOR_STRENGTH trades), and the other system's history in the same context counts
+as extra evidence with weight LEARNING_TRANSFER_WEIGHT, fading as this system's own grows.
+"""
+import math
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from learning import stats
+from learning.buckets import ALL_BUCKETS, confidence_range, label_midpoint
+from learning.models import MarketRegime, PositionSizing, SignalQuality, StrategyPerformance, SystemType, VolatilityRegime
+from learning.services.aggregates import position_size
+from learning.types import SignalContext, SignalRecommendation
+
+# Used only when the engine gives no planned exits and there is no history to learn them from.
+_DEFAULT_MOVE_PCT = 0.01
+
+
+def _validate(context: SignalContext) -> None:
+    errors = {}
+    if not isinstance(context.strategy_type, str) or not context.strategy_type:
+        errors["strategy_type"] = "Must be a non-empty string."
+    for name, choices in (
+        ("system_type", SystemType),
+        ("market_regime", MarketRegime),
+        ("volatility_regime", VolatilityRegime),
+    ):
+        if getattr(context, name) not in choices.values:
+            errors[name] = f"Unknown value {getattr(context, name)!r}; expected one of {', '.join(choices.values)}."
+    for name in ("confidence_score", "ml_score"):
+        value = getattr(context, name)
+        if value is None and name == "ml_score":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            errors[name] = "Must be a finite number."
+        elif not 0.0 <= value <= 1.0:
+            errors[name] = "Must lie in [0, 1]."
+    for name in ("take_profit_pct", "stop_loss_pct"):
+        value = getattr(context, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0):
+            errors[name] = "Must be a positive finite number."
+    if errors:
+        raise ValidationError(errors)
+
+
+def _pool_adjacent_violators(values: list[float], weights: list[float]) -> list[float]:
+    """The non-decreasing sequence closest to `values` in weighted least squares."""
+    blocks: list[list[float]] = []  # [mean, weight, length]
+    for value, weight in zip(values, weights):
+        blocks.append([value, weight, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            mean2, weight2, length2 = blocks.pop()
+            mean1, weight1, length1 = blocks.pop()
+            total = weight1 + weight2
+            blocks.append([(mean1 * weight1 + mean2 * weight2) / total, total, length1 + length2])
+    return [mean for mean, _, length in blocks for _ in range(length)]
+
+
+def calibrate_confidence(raw_confidence: float, buckets: dict[str, tuple[int, int]], prior_strength: float) -> float:
+    """Map a raw confidence to the success rate signals like it delivered, monotone in the raw value.
+
+    Each bucket's success rate is shrunk toward its midpoint (so no history means no change),
+    made non-decreasing across buckets by pool-adjacent-violators, then interpolated linearly
+    between bucket midpoints (with slope 1 beyond the outer midpoints).
+    """
+    midpoints = [label_midpoint(label) for label in ALL_BUCKETS]
+    shrunk, weights = [], []
+    for label, midpoint in zip(ALL_BUCKETS, midpoints):
+        trials, successes = buckets.get(label, (0, 0))
+        shrunk.append(stats.shrink(successes, trials, prior_mean=midpoint, prior_strength=prior_strength) if trials or prior_strength else midpoint)
+        weights.append(trials + prior_strength or 1e-9)
+    curve = _pool_adjacent_violators(shrunk, weights)
+    if raw_confidence <= midpoints[0]:
+        value = curve[0] + (raw_confidence - midpoints[0])
+    elif raw_confidence >= midpoints[-1]:
+        value = curve[-1] + (raw_confidence - midpoints[-1])
+    else:
+        index = next(i for i in range(1, len(midpoints)) if raw_confidence <= midpoints[i])
+        left, right = midpoints[index - 1], midpoints[index]
+        fraction = (raw_confidence - left) / (right - left)
+        value = curve[index - 1] + fraction * (curve[index] - curve[index - 1])
+    return min(1.0, max(0.0, value))
+
+
+def get_signal_recommendation(*, context: SignalContext) -> SignalRecommendation:
+    """Decide take or skip and the size for one signal, explaining how much history backs it."""
+    _validate(context)
+    strength = settings.LEARNING_PRIOR_STRENGTH
+    cell_range = confidence_range(context.confidence_score)
+
+    quality_rows = SignalQuality.objects.filter(signal_type=context.strategy_type).values_list(
+        "confidence_bucket", "sample_size", "successes"
+    )
+    calibrated = calibrate_confidence(
+        context.confidence_score, {bucket: (n, s) for bucket, n, s in quality_rows}, strength
+    )
+
+    own = dict(trades=0, wins=0, sum_win=0.0, sum_loss=0.0)
+    other = dict(own)
+    for system, trades, wins, sum_win, sum_loss in StrategyPerformance.objects.filter(
+        strategy_type=context.strategy_type,
+        confidence_range=cell_range,
+        market_regime=context.market_regime,
+        volatility_regime=context.volatility_regime,
+    ).values_list("system_type", "total_trades", "winning_trades", "sum_win_pnl_pct", "sum_loss_pnl_pct"):
+        tally = own if system == context.system_type else other
+        tally.update(
+            trades=tally["trades"] + trades,
+            wins=tally["wins"] + wins,
+            sum_win=tally["sum_win"] + sum_win,
+            sum_loss=tally["sum_loss"] + sum_loss,
+        )
+
+    # The other system's trades count for less, and for less still as our own history grows.
+    transfer = settings.LEARNING_TRANSFER_WEIGHT * strength / (strength + own["trades"]) if strength else 0.0
+    trades = own["trades"] + transfer * other["trades"]
+    wins = own["wins"] + transfer * other["wins"]
+    sum_win = own["sum_win"] + transfer * other["sum_win"]
+    sum_loss = own["sum_loss"] + transfer * other["sum_loss"]
+    win_rate = stats.shrink(wins, trades, prior_mean=calibrated, prior_strength=strength)
+
+    prior_win = context.take_profit_pct or _DEFAULT_MOVE_PCT
+    prior_loss = context.stop_loss_pct or _DEFAULT_MOVE_PCT
+    losses = trades - wins
+    avg_win = stats.shrink(sum_win, wins, prior_mean=prior_win, prior_strength=strength) if wins + strength else prior_win
+    avg_loss = stats.shrink(sum_loss, losses, prior_mean=prior_loss, prior_strength=strength) if losses + strength else prior_loss
+    expected_pnl = win_rate * avg_win - (1.0 - win_rate) * avg_loss
+
+    context_size = position_size(win_rate=win_rate, payoff_ratio=avg_win / avg_loss if avg_loss > 0 else 0.0)
+    sizing = (
+        PositionSizing.objects.filter(
+            confidence_range=cell_range,
+            market_regime=context.market_regime,
+            volatility_regime=context.volatility_regime,
+        )
+        .values_list("optimal_position_size_pct", "sample_size")
+        .first()
+    )
+    size = context_size
+    if sizing and sizing[1]:
+        # Lean on the size that worked across strategies in these conditions as it accumulates.
+        learned_size, learned_n = sizing
+        weight = learned_n / (learned_n + strength) if strength else 1.0
+        size = weight * learned_size + (1.0 - weight) * context_size
+
+    take = expected_pnl > settings.LEARNING_MIN_EXPECTED_PNL_PCT and size > 0
+    if not take:
+        size = 0.0
+    elif context_size > 0:
+        size = min(max(size, settings.LEARNING_MIN_POSITION_SIZE), settings.LEARNING_MAX_POSITION_SIZE)
+
+    other_name = SystemType.PROFIT_SCRAPING if context.system_type == SystemType.PAPER_TRADING else SystemType.PAPER_TRADING
+    reasoning = (
+        f"Win rate {win_rate:.1%} rests on {own['trades']} {context.system_type} trades of {context.strategy_type} "
+        f"at confidence {cell_range} in {context.market_regime}/{context.volatility_regime}"
+        f" and {other['trades']} {other_name} trades weighted {transfer:.2f} each,"
+        f" shrunk toward the calibrated confidence {calibrated:.1%} (prior worth {strength:g} trades)."
+        f" Expected net {expected_pnl:+.2%} per trade (avg win {avg_win:.2%}, avg loss {avg_loss:.2%})"
+        f" → {'take' if take else 'skip'}"
+        + (f", size {size:.2%} of equity (fractional Kelly)." if take else ".")
+    )
+    return SignalRecommendation(
+        should_take_trade=take,
+        confidence_adjustment=calibrated - context.confidence_score,
+        calibrated_confidence=calibrated,
+        recommended_position_size=size,
+        expected_win_rate=win_rate,
+        expected_pnl_pct=expected_pnl,
+        sample_size=own["trades"],
+        transfer_sample_size=transfer * other["trades"],
+        reasoning=reasoning,
+    )

@@ -1,0 +1,1 @@
+"""Profit scraping: price levels, opportunities and the profit scraping engine."""

@@ -1,0 +1,1 @@
+"""Profit scraping models."""

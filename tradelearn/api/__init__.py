@@ -1,0 +1,1 @@
+"""Cross-app API plumbing: the one error shape, pagination."""

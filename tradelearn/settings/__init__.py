@@ -1,0 +1,1 @@
+"""Settings: base (shared), local (embedded default), test (PostgreSQL), production."""

@@ -1,0 +1,18 @@
+"""URL map: admin, the seed's /ml/ endpoints, the API under /api/v1/, schema and docs."""
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+api_v1 = [
+    path("", include("learning.api.urls")),
+    path("", include("trading.api.urls")),
+    path("", include("scraping.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("ml/", include("learning.api.seed_urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

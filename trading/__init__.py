@@ -1,0 +1,1 @@
+"""Trading: market data, features, signals, paper accounts and the paper trading engine."""
