@@ -1,1 +1,158 @@
-"""Trading models."""
+"""Trading data: candles, paper accounts, paper trades, signal decisions and claimed engine ticks.
+
+Prices, quantities and money are Decimal; times are UTC; a candle's time is its open time.
+"""
+from django.db import models
+from django.db.models import Q
+
+from learning.models import MONEY, PRICE, ExitReason, MarketRegime, Side, SystemType, VolatilityRegime
+
+RATE = {"max_digits": 10, "decimal_places": 8}
+
+
+class Candle(models.Model):
+    exchange = models.CharField(max_length=32, default="binance")
+    symbol = models.CharField(max_length=32)
+    timeframe = models.CharField(max_length=8)
+    open_time = models.DateTimeField()
+    open = models.DecimalField(**PRICE)
+    high = models.DecimalField(**PRICE)
+    low = models.DecimalField(**PRICE)
+    close = models.DecimalField(**PRICE)
+    volume = models.DecimalField(max_digits=32, decimal_places=10)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["exchange", "symbol", "timeframe", "open_time"], name="candle_unique_time"),
+            models.CheckConstraint(
+                condition=Q(low__gt=0, high__gte=models.F("low"), volume__gte=0), name="candle_prices_sane"
+            ),
+        ]
+        ordering = ["symbol", "timeframe", "open_time"]
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.symbol} {self.timeframe} {self.open_time:%Y-%m-%d %H:%M}"
+
+
+class PaperAccount(models.Model):
+    """A simulated account. Its risk limits are rows, so an operator can tune them in the admin."""
+
+    name = models.CharField(max_length=64, unique=True)
+    system_type = models.CharField(max_length=32, choices=SystemType.choices)
+    starting_balance = models.DecimalField(**MONEY)
+    current_balance = models.DecimalField(**MONEY)
+    fee_rate = models.DecimalField(**RATE, default="0.0004", help_text="Charged on entry and on exit notional.")
+    slippage_rate = models.DecimalField(**RATE, default="0.0002", help_text="Fills move this fraction against the trade.")
+    is_paused = models.BooleanField(default=False, help_text="A paused account manages exits but opens nothing.")
+    max_open_positions = models.PositiveIntegerField(default=4)
+    max_open_per_symbol = models.PositiveIntegerField(default=1)
+    cooldown_minutes = models.PositiveIntegerField(default=120, help_text="After a close, wait before re-entering a symbol.")
+    daily_loss_limit_pct = models.DecimalField(**RATE, default="0.05", help_text="Stop opening after losing this fraction in a UTC day.")
+    max_holding_minutes = models.PositiveIntegerField(default=48 * 60)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.system_type})"
+
+
+class SignalDecision(models.Model):
+    """Every signal an engine evaluated, taken or skipped, with what it was decided on."""
+
+    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="decisions")
+    symbol = models.CharField(max_length=32)
+    timeframe = models.CharField(max_length=8)
+    candle_time = models.DateTimeField(help_text="Open time of the closed candle the decision was made on.")
+    strategy_type = models.CharField(max_length=64)
+    side = models.CharField(max_length=8, choices=Side.choices)
+    features = models.JSONField(default=dict)
+    technical_score = models.FloatField()
+    model_probability = models.FloatField(null=True, blank=True)
+    combined_confidence = models.FloatField()
+    model_versions = models.JSONField(default=dict, blank=True)
+    recommendation = models.JSONField(default=dict, help_text="The learning service's answer.")
+    market_regime = models.CharField(max_length=16, choices=MarketRegime.choices)
+    volatility_regime = models.CharField(max_length=16, choices=VolatilityRegime.choices)
+    taken = models.BooleanField()
+    reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "symbol", "timeframe", "candle_time", "strategy_type"], name="decision_once_per_candle"
+            )
+        ]
+        indexes = [models.Index(fields=["account", "-candle_time"], name="decision_account_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.side} {'taken' if self.taken else 'skipped'} @ {self.candle_time:%Y-%m-%d %H:%M}"
+
+
+class PaperTrade(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    account = models.ForeignKey(PaperAccount, on_delete=models.PROTECT, related_name="trades")
+    decision = models.OneToOneField(SignalDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="trade")
+    is_shadow = models.BooleanField(default=False, help_text="A skipped signal followed to its would-be exit; no balance effect.")
+    symbol = models.CharField(max_length=32)
+    timeframe = models.CharField(max_length=8)
+    side = models.CharField(max_length=8, choices=Side.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    strategy_type = models.CharField(max_length=64)
+    entry_time = models.DateTimeField()
+    entry_price = models.DecimalField(**PRICE)
+    exit_time = models.DateTimeField(null=True, blank=True)
+    exit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    quantity = models.DecimalField(**PRICE)
+    notional = models.DecimalField(**MONEY)
+    leverage = models.DecimalField(max_digits=6, decimal_places=2, default=1)
+    stop_loss_price = models.DecimalField(**PRICE, null=True, blank=True)
+    take_profit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    trailing_stop_pct = models.DecimalField(**RATE, null=True, blank=True)
+    breakeven_trigger_pct = models.DecimalField(**RATE, null=True, blank=True)
+    best_price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Most favourable price since entry (trailing stop).")
+    max_holding_minutes = models.PositiveIntegerField()
+    fees = models.DecimalField(**MONEY, default=0)
+    net_pnl = models.DecimalField(**MONEY, null=True, blank=True)
+    pnl_pct = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    exit_reason = models.CharField(max_length=16, choices=ExitReason.choices, blank=True)
+    signal_features = models.JSONField(default=dict, help_text="Frozen at entry.")
+    signal_confidence = models.FloatField()
+    ml_score = models.FloatField(null=True, blank=True)
+    market_regime = models.CharField(max_length=16, choices=MarketRegime.choices)
+    volatility_regime = models.CharField(max_length=16, choices=VolatilityRegime.choices)
+    model_versions = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["account", "status"], name="trade_account_status_idx"),
+            models.Index(fields=["symbol", "status"], name="trade_symbol_status_idx"),
+            models.Index(fields=["exit_time"], name="trade_exit_time_idx"),
+        ]
+        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="trade_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.symbol} {self.side} {self.status}"
+
+
+class EngineTick(models.Model):
+    """A claim on one candle for one engine account: two workers never act on the same candle."""
+
+    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="ticks")
+    symbol = models.CharField(max_length=32)
+    timeframe = models.CharField(max_length=8)
+    candle_time = models.DateTimeField()
+    claimed_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "symbol", "timeframe", "candle_time"], name="tick_claimed_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}:{self.symbol} {self.timeframe} {self.candle_time:%Y-%m-%d %H:%M}"
