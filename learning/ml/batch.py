@@ -1,0 +1,279 @@
+"""Batch model retrained from all training records: time-ordered split, calibration, evaluation."""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy.special import expit
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from learning.ml import metrics
+from learning.ml.online import sigmoid
+from learning.ml.schema import FEATURE_SCHEMA
+
+BatchKind = Literal["hgb", "logistic"]
+CalibrationMethod = Literal["sigmoid", "isotonic"]
+
+MIN_TRAINING_ROWS = 50
+MIN_VALIDATION_ROWS = 20
+PERMUTATION_REPEATS = 5
+
+
+class _TreeWalker:
+    """A fitted binary HistGradientBoostingClassifier's trees as flat numpy arrays.
+
+    All trees are walked together, one depth level per step, so a single-row prediction costs a
+    few dozen small numpy operations instead of sklearn's per-call validation and thread setup.
+    Leaves point to themselves, so trees of different depths can take the same number of steps.
+    """
+
+    def __init__(self, estimator: HistGradientBoostingClassifier):
+        trees = [iteration[0] for iteration in estimator._predictors]
+        if any(tree.nodes["is_categorical"].any() for tree in trees):
+            raise ValueError("categorical splits are not supported by the fast path")
+        offsets = np.cumsum([0] + [len(tree.nodes) for tree in trees])
+        nodes = np.concatenate([tree.nodes for tree in trees])
+        node_ids = np.arange(len(nodes))
+        tree_offsets = np.repeat(offsets[:-1], [len(tree.nodes) for tree in trees])
+        is_leaf = nodes["is_leaf"].astype(bool)
+        self.feature = np.where(is_leaf, 0, nodes["feature_idx"]).astype(np.intp)
+        self.threshold = np.where(is_leaf, np.inf, nodes["num_threshold"])
+        self.missing_go_to_left = nodes["missing_go_to_left"].astype(bool) | is_leaf
+        self.left = np.where(is_leaf, node_ids, nodes["left"] + tree_offsets).astype(np.intp)
+        self.right = np.where(is_leaf, node_ids, nodes["right"] + tree_offsets).astype(np.intp)
+        self.value = nodes["value"]
+        self.roots = offsets[:-1].astype(np.intp)
+        self.depth = int(nodes["depth"].max())
+        self.baseline = float(estimator._baseline_prediction.ravel()[0])
+
+    def raw_score(self, x: np.ndarray) -> float:
+        """Log-odds of a net profit for one row, as HistGradientBoostingClassifier computes it."""
+        node = self.roots
+        for _ in range(self.depth):
+            value = x[self.feature[node]]
+            go_left = (value <= self.threshold[node]) | (np.isnan(value) & self.missing_go_to_left[node])
+            node = np.where(go_left, self.left[node], self.right[node])
+        return self.baseline + float(self.value[node].sum())
+
+
+class _LinearScorer:
+    """The standardized logistic regression's log-odds for one row, in plain numpy."""
+
+    def __init__(self, estimator: Pipeline):
+        scaler, logistic = estimator[0], estimator[-1]
+        self.mean, self.scale = scaler.mean_, scaler.scale_
+        self.coef, self.intercept = logistic.coef_[0], float(logistic.intercept_[0])
+
+    def raw_score(self, x: np.ndarray) -> float:
+        return float(((x - self.mean) / self.scale) @ self.coef) + self.intercept
+
+
+def _new_estimator(kind: BatchKind, random_state: int):
+    if kind == "hgb":
+        # Trade outcomes are noisy: shallow, shrunk trees; no internal early stopping because it
+        # would carve a shuffled validation set out of the time-ordered training window.
+        return HistGradientBoostingClassifier(
+            learning_rate=0.05,
+            max_iter=150,
+            max_leaf_nodes=15,
+            max_depth=6,
+            min_samples_leaf=20,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=random_state,
+        )
+    if kind == "logistic":
+        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+    raise ValueError(f"unknown batch model kind {kind!r}; expected 'hgb' or 'logistic'")
+
+
+def _fit_calibration(scores: np.ndarray, outcomes: np.ndarray, method: CalibrationMethod) -> dict[str, Any]:
+    """Map raw log-odds to probabilities, learned from outcomes the estimator was not trained on."""
+    if np.unique(outcomes).size < 2:
+        # Nothing to learn a mapping from; keep the estimator's own probabilities.
+        return {"method": "sigmoid", "slope": 1.0, "intercept": 0.0}
+    if method == "sigmoid":
+        platt = LogisticRegression(C=1.0).fit(scores.reshape(-1, 1), outcomes)
+        return {"method": "sigmoid", "slope": float(platt.coef_[0, 0]), "intercept": float(platt.intercept_[0])}
+    if method == "isotonic":
+        isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, outcomes)
+        return {
+            "method": "isotonic",
+            "scores": isotonic.X_thresholds_.astype(np.float64),
+            "probabilities": isotonic.y_thresholds_.astype(np.float64),
+        }
+    raise ValueError(f"unknown calibration method {method!r}; expected 'sigmoid' or 'isotonic'")
+
+
+def _calibrate(calibration: dict[str, Any], scores: np.ndarray) -> np.ndarray:
+    if calibration["method"] == "sigmoid":
+        return expit(calibration["slope"] * scores + calibration["intercept"])
+    return np.interp(scores, calibration["scores"], calibration["probabilities"])
+
+
+class BatchModel:
+    """A fitted estimator plus the calibration of its scores; immutable once built."""
+
+    def __init__(self, *, kind: BatchKind, estimator, calibration: dict[str, Any]):
+        self.kind = kind
+        self.estimator = estimator
+        self.calibration = calibration
+        self.n_features = int(estimator.n_features_in_)
+        self._scorer = _TreeWalker(estimator) if kind == "hgb" else _LinearScorer(estimator)
+
+    def raw_scores(self, X) -> np.ndarray:
+        """The estimator's uncalibrated log-odds of a net profit per row."""
+        return self.estimator.decision_function(np.asarray(X, dtype=np.float64))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Calibrated probabilities of (loss, net profit) per row."""
+        positive = _calibrate(self.calibration, self.raw_scores(X))
+        return np.column_stack([1.0 - positive, positive])
+
+    def predict_one(self, x: np.ndarray) -> float:
+        """Calibrated probability of a net profit for one feature vector, without calling sklearn."""
+        if x.shape != (self.n_features,):
+            raise ValueError(f"expected a vector of {self.n_features} features, got shape {x.shape}")
+        score = self._scorer.raw_score(x)
+        calibration = self.calibration
+        if calibration["method"] == "sigmoid":
+            return sigmoid(calibration["slope"] * score + calibration["intercept"])
+        return float(np.interp(score, calibration["scores"], calibration["probabilities"]))
+
+    def get_state(self) -> dict:
+        """Plain sklearn estimator, numpy arrays and builtins, for skops persistence."""
+        return {"kind": self.kind, "estimator": self.estimator, "calibration": dict(self.calibration)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "BatchModel":
+        return cls(kind=state["kind"], estimator=state["estimator"], calibration=state["calibration"])
+
+
+@dataclass(frozen=True)
+class BatchTrainingResult:
+    """A trained batch model and how it did on the newest trades, which it was not trained on.
+
+    `metrics` are cross-fitted: each half of the validation window is scored with a calibration
+    learned on the other half, so they are not flattered by the calibration having seen the
+    outcomes. To compare a challenger with the active champion on the same window, set
+    `metrics` against `evaluate(champion, X[validation_rows], y[validation_rows])`.
+    """
+
+    model: BatchModel
+    metrics: dict[str, float | int | None]
+    feature_importance: dict[str, float]
+    train_size: int
+    validation_size: int
+    train_start: Any
+    train_end: Any
+    validation_start: Any
+    validation_end: Any
+    validation_rows: np.ndarray
+
+
+def evaluate(model, X, y) -> dict[str, float | int | None]:
+    """Scores of any model with `predict_proba` on the given trades (log-loss, Brier, AUC, ...)."""
+    return metrics.classification_metrics(y, model.predict_proba(X)[:, 1])
+
+
+def _time_split(times: np.ndarray, validation_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of older (training) and newer (validation) trades; ties never straddle the split."""
+    order = np.argsort(times, kind="stable")
+    sorted_times = times[order]
+    split = len(times) - max(MIN_VALIDATION_ROWS, math.ceil(len(times) * validation_fraction))
+    split = int(np.searchsorted(sorted_times, sorted_times[split], side="left"))
+    return order[:split], order[split:]
+
+
+def _require_trainable(name: str, outcomes: np.ndarray, minimum: int) -> None:
+    if outcomes.size < minimum:
+        raise ValueError(f"{name} window has {outcomes.size} trades; at least {minimum} are needed")
+    if np.unique(outcomes).size < 2:
+        raise ValueError(f"{name} window holds only {'wins' if outcomes[0] else 'losses'}; both are needed")
+
+
+def _permutation_importance(
+    model: BatchModel, X: np.ndarray, y: np.ndarray, feature_names: Sequence[str], *, random_state: int
+) -> dict[str, float]:
+    """Mean rise in log-loss when one feature's values are shuffled across the trades.
+
+    sklearn's permutation_importance only accepts estimators with `fit`; this scores the
+    calibrated model itself, which is what trading decisions use.
+    """
+    rng = np.random.default_rng(random_state)
+    baseline = metrics.log_loss(y, model.predict_proba(X)[:, 1])
+    importance = {}
+    for column, name in enumerate(feature_names):
+        shuffled = X.copy()
+        rises = []
+        for _ in range(PERMUTATION_REPEATS):
+            shuffled[:, column] = rng.permutation(X[:, column])
+            rises.append(metrics.log_loss(y, model.predict_proba(shuffled)[:, 1]) - baseline)
+        importance[name] = float(np.mean(rises))
+    return importance
+
+
+def train_batch_model(
+    X,
+    y,
+    times,
+    *,
+    validation_fraction: float = 0.2,
+    kind: BatchKind = "hgb",
+    calibration: CalibrationMethod = "sigmoid",
+    feature_names: Sequence[str] = FEATURE_SCHEMA.names,
+    random_state: int = 0,
+) -> BatchTrainingResult:
+    """Train on the older trades, calibrate and evaluate on the newest ones (never shuffled)."""
+    features = np.asarray(X, dtype=np.float64)
+    outcomes = np.asarray(y).ravel().astype(np.int64)
+    times = np.asarray(times)
+    if features.ndim != 2 or not (features.shape[0] == outcomes.size == times.size):
+        raise ValueError("X, y and times must describe the same trades")
+    if features.shape[1] != len(feature_names):
+        raise ValueError(f"X has {features.shape[1]} features, the schema names {len(feature_names)}")
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError("validation_fraction must be between 0 and 1")
+    if outcomes.size < MIN_TRAINING_ROWS + MIN_VALIDATION_ROWS:
+        raise ValueError(
+            f"{outcomes.size} trades; at least {MIN_TRAINING_ROWS + MIN_VALIDATION_ROWS} are needed to train"
+        )
+    train_rows, validation_rows = _time_split(times, validation_fraction)
+    _require_trainable("training", outcomes[train_rows], MIN_TRAINING_ROWS)
+    _require_trainable("validation", outcomes[validation_rows], MIN_VALIDATION_ROWS)
+
+    estimator = _new_estimator(kind, random_state).fit(features[train_rows], outcomes[train_rows])
+    validation_features, validation_outcomes = features[validation_rows], outcomes[validation_rows]
+    scores = estimator.decision_function(validation_features)
+
+    half = len(validation_rows) // 2
+    earlier, later = slice(None, half), slice(half, None)
+    cross_fitted = np.concatenate([
+        _calibrate(_fit_calibration(scores[later], validation_outcomes[later], calibration), scores[earlier]),
+        _calibrate(_fit_calibration(scores[earlier], validation_outcomes[earlier], calibration), scores[later]),
+    ])
+    model = BatchModel(
+        kind=kind,
+        estimator=estimator,
+        calibration=_fit_calibration(scores, validation_outcomes, calibration),
+    )
+    return BatchTrainingResult(
+        model=model,
+        metrics=metrics.classification_metrics(validation_outcomes, cross_fitted),
+        feature_importance=_permutation_importance(
+            model, validation_features, validation_outcomes, feature_names, random_state=random_state
+        ),
+        train_size=len(train_rows),
+        validation_size=len(validation_rows),
+        train_start=times[train_rows[0]],
+        train_end=times[train_rows[-1]],
+        validation_start=times[validation_rows[0]],
+        validation_end=times[validation_rows[-1]],
+        validation_rows=validation_rows,
+    )
