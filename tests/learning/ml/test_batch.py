@@ -1,0 +1,102 @@
+"""Batch model: time-ordered split, calibration, evaluation, importance and an exact fast path."""
+
+import math
+
+import numpy as np
+import pytest
+
+from learning.ml.batch import evaluate, train_batch_model
+from learning.ml.schema import FEATURE_SCHEMA
+from tests.learning.ml.synthetic import synthetic_trades
+
+
+@pytest.fixture(scope="module")
+def trades():
+    return synthetic_trades(1500, seed=21)
+
+
+@pytest.fixture(scope="module")
+def hgb_result(trades):
+    X, y, times = trades
+    return train_batch_model(X, y, times)
+
+
+def test_newer_trades_validate_and_older_ones_train_even_when_given_out_of_order(trades):
+    X, y, times = trades
+    shuffled = np.random.default_rng(0).permutation(len(y))
+    result = train_batch_model(X[shuffled], y[shuffled], times[shuffled], kind="logistic")
+    validation_times = times[shuffled][result.validation_rows]
+    training_mask = np.ones(len(y), dtype=bool)
+    training_mask[result.validation_rows] = False
+    assert validation_times.min() > times[shuffled][training_mask].max()
+    assert result.validation_start > result.train_end
+    assert result.validation_end == times.max() and result.train_start == times.min()
+    assert (result.train_size, result.validation_size) == (1200, 300)
+    # Validation rows come in time order: the window is a contiguous, unshuffled stretch.
+    assert np.all(np.diff(validation_times) > 0)
+
+
+def test_trades_closing_at_the_same_time_never_straddle_the_split(trades):
+    X, y, _ = trades
+    hourly_in_pairs = np.repeat(np.arange(len(y) // 2), 2).astype(float)
+    result = train_batch_model(X, y, hourly_in_pairs[: len(y)], validation_fraction=0.2003, kind="logistic")
+    training_mask = np.ones(len(y), dtype=bool)
+    training_mask[result.validation_rows] = False
+    assert hourly_in_pairs[result.validation_rows].min() > hourly_in_pairs[training_mask].max()
+
+
+@pytest.mark.parametrize("kind", ["hgb", "logistic"])
+def test_batch_model_learns_and_reports_validation_metrics(kind, trades, hgb_result):
+    X, y, times = trades
+    result = hgb_result if kind == "hgb" else train_batch_model(X, y, times, kind=kind)
+    assert result.metrics["log_loss"] < math.log(2) - 0.03
+    assert result.metrics["roc_auc"] > 0.65
+    assert set(result.metrics) >= {"log_loss", "brier", "accuracy", "roc_auc", "ece"}
+
+
+def test_feature_importance_ranks_the_features_that_drive_outcomes_first(hgb_result):
+    importance = hgb_result.feature_importance
+    assert list(importance) == list(FEATURE_SCHEMA.names)
+    ranked = sorted(importance, key=importance.get, reverse=True)
+    assert {"roc_4", "atr_pct"} <= set(ranked[:3])
+    assert importance["roc_4"] > 10 * abs(importance["weekday_sin"])
+
+
+@pytest.mark.parametrize("kind", ["hgb", "logistic"])
+@pytest.mark.parametrize("calibration", ["sigmoid", "isotonic"])
+def test_fast_path_equals_sklearn(kind, calibration, trades):
+    X, y, times = trades
+    model = train_batch_model(X, y, times, kind=kind, calibration=calibration).model
+    rows = X[:300].copy()
+    if kind == "hgb":
+        rows[:10, :5] = np.nan  # missing values follow each split's learned default direction
+    fast = np.array([model.predict_one(row) for row in rows])
+    np.testing.assert_allclose(fast, model.predict_proba(rows)[:, 1], rtol=0, atol=1e-9)
+
+
+def test_evaluate_scores_a_champion_on_the_challengers_window(trades, hgb_result):
+    X, y, times = trades
+    champion = train_batch_model(X[:1000], y[:1000], times[:1000], kind="logistic").model
+    window = hgb_result.validation_rows
+    scores = evaluate(champion, X[window], y[window])
+    assert scores["n"] == hgb_result.validation_size
+    assert scores["log_loss"] == pytest.approx(
+        -np.mean(np.log(np.where(y[window] == 1, champion.predict_proba(X[window])[:, 1], champion.predict_proba(X[window])[:, 0])))
+    )
+
+
+def test_training_is_deterministic(trades, hgb_result):
+    X, y, times = trades
+    again = train_batch_model(X, y, times)
+    np.testing.assert_array_equal(again.model.predict_proba(X[:200]), hgb_result.model.predict_proba(X[:200]))
+    assert again.metrics == hgb_result.metrics and again.feature_importance == hgb_result.feature_importance
+
+
+def test_too_few_trades_or_a_single_class_is_refused(trades):
+    X, y, times = trades
+    with pytest.raises(ValueError, match="at least 70 are needed"):
+        train_batch_model(X[:60], y[:60], times[:60])
+    with pytest.raises(ValueError, match="only wins"):
+        train_batch_model(X[:200], np.ones(200, dtype=int), times[:200])
+    with pytest.raises(ValueError, match="unknown batch model kind"):
+        train_batch_model(X, y, times, kind="forest")
