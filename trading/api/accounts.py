@@ -1,0 +1,74 @@
+"""REST views of paper accounts: list, detail with equity figures, pause and resume."""
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from learning.models import MONEY
+from trading.api.trades import ERRORS
+from trading.models import PaperAccount
+from trading.services.accounts import account_figures, account_pause, account_resume
+
+
+class AccountOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PaperAccount
+        fields = [
+            "id", "name", "system_type", "starting_balance", "current_balance", "fee_rate", "slippage_rate",
+            "is_paused", "max_open_positions", "max_open_per_symbol", "cooldown_minutes", "daily_loss_limit_pct",
+            "max_holding_minutes", "created_at", "updated_at",
+        ]  # fmt: skip
+
+
+class AccountFiguresSerializer(serializers.Serializer):
+    margin_in_use = serializers.DecimalField(**MONEY)
+    free_balance = serializers.DecimalField(**MONEY)
+    realised_pnl = serializers.DecimalField(**MONEY)
+    unrealised_pnl = serializers.DecimalField(**MONEY, help_text="Open trades marked to the last stored close.")
+    equity = serializers.DecimalField(**MONEY)
+    return_pct = serializers.DecimalField(max_digits=20, decimal_places=6, help_text="A fraction: 0.01 is 1 %.")
+    open_trades = serializers.IntegerField()
+    closed_trades = serializers.IntegerField()
+    winning_trades = serializers.IntegerField()
+    win_rate = serializers.FloatField(allow_null=True)
+
+
+class AccountDetailOutputSerializer(AccountOutputSerializer):
+    figures = AccountFiguresSerializer(read_only=True, help_text="Real trades only; shadow trades never count.")
+
+    class Meta(AccountOutputSerializer.Meta):
+        fields = [*AccountOutputSerializer.Meta.fields, "figures"]
+
+
+class AccountListApi(generics.ListAPIView):
+    queryset = PaperAccount.objects.order_by("pk")
+    serializer_class = AccountOutputSerializer
+    filterset_fields = ["system_type", "is_paused"]
+
+
+def _detail(account: PaperAccount) -> Response:
+    account.figures = account_figures(account=account)
+    return Response(AccountDetailOutputSerializer(account).data)
+
+
+class AccountDetailApi(APIView):
+    @extend_schema(responses={200: AccountDetailOutputSerializer, 404: ERRORS[404]})
+    def get(self, request, pk: int):
+        return _detail(get_object_or_404(PaperAccount, pk=pk))
+
+
+class AccountPauseApi(APIView):
+    """Pause the account: it keeps managing its open trades to their exits but opens nothing."""
+
+    @extend_schema(request=None, responses={200: AccountDetailOutputSerializer, 401: ERRORS[401], 404: ERRORS[404]})
+    def post(self, request, pk: int):
+        return _detail(account_pause(account_id=get_object_or_404(PaperAccount, pk=pk).pk))
+
+
+class AccountResumeApi(APIView):
+    """Let a paused account open trades again."""
+
+    @extend_schema(request=None, responses={200: AccountDetailOutputSerializer, 401: ERRORS[401], 404: ERRORS[404]})
+    def post(self, request, pk: int):
+        return _detail(account_resume(account_id=get_object_or_404(PaperAccount, pk=pk).pk))

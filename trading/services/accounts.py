@@ -1,0 +1,133 @@
+"""Paper account services: create, pause and resume accounts, and their equity figures."""
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+
+from trading.execution import MONEY_QUANTUM, direction
+from trading.models import Candle, PaperAccount, PaperTrade
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def account_create(
+    *,
+    name: str,
+    system_type: str,
+    starting_balance: Decimal,
+    fee_rate: Decimal | None = None,
+    slippage_rate: Decimal | None = None,
+    max_open_positions: int | None = None,
+    max_open_per_symbol: int | None = None,
+    cooldown_minutes: int | None = None,
+    daily_loss_limit_pct: Decimal | None = None,
+    max_holding_minutes: int | None = None,
+) -> PaperAccount:
+    """A new account whose current balance is its starting balance; unset limits take the model defaults."""
+    if starting_balance <= 0:
+        raise ValidationError({"starting_balance": "Must be greater than zero."})
+    limits = {
+        "fee_rate": fee_rate,
+        "slippage_rate": slippage_rate,
+        "max_open_positions": max_open_positions,
+        "max_open_per_symbol": max_open_per_symbol,
+        "cooldown_minutes": cooldown_minutes,
+        "daily_loss_limit_pct": daily_loss_limit_pct,
+        "max_holding_minutes": max_holding_minutes,
+    }
+    account = PaperAccount(
+        name=name,
+        system_type=system_type,
+        starting_balance=starting_balance,
+        current_balance=starting_balance,
+        **{field: value for field, value in limits.items() if value is not None},
+    )
+    account.full_clean()
+    account.save()
+    logger.info("Created paper account %s with %s", account, starting_balance)
+    return account
+
+
+def _set_paused(account_id: int, paused: bool) -> PaperAccount:
+    account = PaperAccount.objects.select_for_update(of=("self",)).get(pk=account_id)
+    if account.is_paused != paused:
+        account.is_paused = paused
+        account.save(update_fields=["is_paused", "updated_at"])
+        logger.info("Account %s %s", account, "paused" if paused else "resumed")
+    return account
+
+
+@transaction.atomic
+def account_pause(*, account_id: int) -> PaperAccount:
+    """Stop the account opening trades; its open trades keep being managed to their exits. Idempotent."""
+    return _set_paused(account_id, True)
+
+
+@transaction.atomic
+def account_resume(*, account_id: int) -> PaperAccount:
+    """Let a paused account open trades again. Idempotent."""
+    return _set_paused(account_id, False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountFigures:
+    """Where an account stands. Unrealised P&L marks open trades to the last stored close of their symbol."""
+
+    margin_in_use: Decimal
+    free_balance: Decimal
+    realised_pnl: Decimal
+    unrealised_pnl: Decimal
+    equity: Decimal
+    return_pct: Decimal
+    open_trades: int
+    closed_trades: int
+    winning_trades: int
+    win_rate: float | None
+
+
+def _margin(open_trades) -> Decimal:
+    return sum((trade.notional / trade.leverage for trade in open_trades), Decimal(0)).quantize(MONEY_QUANTUM)
+
+
+def account_free_balance(*, account: PaperAccount) -> Decimal:
+    """Balance not committed as margin to the account's open real trades (shadow trades commit none)."""
+    open_trades = PaperTrade.objects.filter(account=account, is_shadow=False, status=PaperTrade.Status.OPEN)
+    return account.current_balance - _margin(open_trades.only("notional", "leverage"))
+
+
+def account_figures(*, account: PaperAccount) -> AccountFigures:
+    """Balances, realised and unrealised P&L and counts of the account's real (non-shadow) trades."""
+    real = PaperTrade.objects.filter(account=account, is_shadow=False)
+    open_trades = list(real.filter(status=PaperTrade.Status.OPEN))
+    closed = real.filter(status=PaperTrade.Status.CLOSED).aggregate(
+        count=Count("id"), wins=Count("id", filter=Q(net_pnl__gt=0)), pnl=Sum("net_pnl")
+    )
+    margin = _margin(open_trades)
+    unrealised = Decimal(0)
+    for trade in open_trades:
+        mark = (
+            Candle.objects.filter(symbol=trade.symbol, timeframe=trade.timeframe, open_time__gte=trade.entry_time)
+            .order_by("-open_time")
+            .values_list("close", flat=True)
+            .first()
+        )
+        if mark is not None:
+            unrealised += direction(trade.side) * trade.quantity * (mark - trade.entry_price)
+    unrealised = unrealised.quantize(MONEY_QUANTUM)
+    equity = account.current_balance + unrealised
+    return AccountFigures(
+        margin_in_use=margin,
+        free_balance=account.current_balance - margin,
+        realised_pnl=closed["pnl"] or Decimal(0),
+        unrealised_pnl=unrealised,
+        equity=equity,
+        return_pct=((equity - account.starting_balance) / account.starting_balance).quantize(Decimal("1e-6")),
+        open_trades=len(open_trades),
+        closed_trades=closed["count"],
+        winning_trades=closed["wins"],
+        win_rate=closed["wins"] / closed["count"] if closed["count"] else None,
+    )

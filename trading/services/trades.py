@@ -1,0 +1,431 @@
+"""Paper trade services: open under the account's risk limits, manage exits candle by candle, close into learning."""
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from learning.models import ExitReason, MarketRegime, Side, VolatilityRegime
+from learning.services import store_trade_outcome
+from learning.types import TradeOutcome
+from trading import execution
+from trading.models import PaperAccount, PaperTrade, SignalDecision
+from trading.services.accounts import account_free_balance
+
+logger = logging.getLogger(__name__)
+
+# Lock order, everywhere in this module: the account row first, then its trade rows by primary
+# key. trade_open, trades_process_candle and trade_close all follow it, so two workers never
+# deadlock on one account. Shadow trades touch no account row and lock only themselves.
+
+
+class Refusal(StrEnum):
+    """Why trade_open declined a trade: normal outcomes under the risk limits, not errors."""
+
+    ACCOUNT_PAUSED = "account_paused"
+    MAX_OPEN_POSITIONS = "max_open_positions"
+    MAX_OPEN_PER_SYMBOL = "max_open_per_symbol"
+    COOLDOWN = "cooldown"
+    DAILY_LOSS_LIMIT = "daily_loss_limit"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    EXIT_CROSSED_AT_FILL = "exit_crossed_at_fill"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TradeOpenResult:
+    trade: PaperTrade | None = None
+    refusal: Refusal | None = None
+    detail: str = ""
+
+    @property
+    def opened(self) -> bool:
+        return self.trade is not None
+
+
+class TradeNotOpen(Exception):
+    """The trade is closed already (by an exit, another worker or a person)."""
+
+
+def _lock_account(account_id: int) -> PaperAccount:
+    return PaperAccount.objects.select_for_update(of=("self",)).get(pk=account_id)
+
+
+def _positive(value, name: str, errors: dict, *, required: bool = True) -> None:
+    if value is None:
+        if required:
+            errors[name] = "This field is required."
+    elif not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+        errors[name] = "Must be a positive Decimal."
+
+
+def _validate_open(*, account, decision, symbol, timeframe, side, fill_time, fill_price, size_fraction, stop_loss_price,
+                   take_profit_price, signal_features, signal_confidence, ml_score, market_regime, volatility_regime,
+                   trailing_stop_pct, breakeven_trigger_pct, max_holding_minutes, leverage) -> None:  # fmt: skip
+    errors: dict[str, str] = {}
+    if not symbol:
+        errors["symbol"] = "Must not be empty."
+    if not timeframe:
+        errors["timeframe"] = "Must not be empty."
+    if side not in Side.values:
+        errors["side"] = f"Unknown side {side!r}; expected long or short."
+    if not isinstance(fill_time, datetime) or fill_time.utcoffset() is None:
+        errors["fill_time"] = "Must be a timezone-aware datetime."
+    _positive(fill_price, "fill_price", errors)
+    if not isinstance(size_fraction, Decimal) or not 0 < size_fraction <= 1:
+        errors["size_fraction"] = "Must be a Decimal in (0, 1]."
+    _positive(stop_loss_price, "stop_loss_price", errors, required=False)
+    _positive(take_profit_price, "take_profit_price", errors, required=False)
+    _positive(trailing_stop_pct, "trailing_stop_pct", errors, required=False)
+    _positive(breakeven_trigger_pct, "breakeven_trigger_pct", errors, required=False)
+    if trailing_stop_pct is not None and "trailing_stop_pct" not in errors and trailing_stop_pct >= 1:
+        errors["trailing_stop_pct"] = "Must be below 1."
+    if not isinstance(leverage, Decimal) or not leverage >= 1:
+        errors["leverage"] = "Must be a Decimal of at least 1."
+    if max_holding_minutes is not None and (not isinstance(max_holding_minutes, int) or max_holding_minutes <= 0):
+        errors["max_holding_minutes"] = "Must be a positive number of minutes."
+    # The outcome of this trade must be storable when it closes: check now what learning will check then.
+    for name, value in (("signal_confidence", signal_confidence), ("ml_score", ml_score)):
+        if value is None and name == "ml_score":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            errors[name] = "Must be a number in [0, 1]."
+    if not isinstance(signal_features, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in signal_features.values()
+    ):
+        errors["signal_features"] = "Must map feature names to finite numbers."
+    if market_regime not in MarketRegime.values:
+        errors["market_regime"] = f"Unknown market regime {market_regime!r}."
+    if volatility_regime not in VolatilityRegime.values:
+        errors["volatility_regime"] = f"Unknown volatility regime {volatility_regime!r}."
+    if decision is not None:
+        if decision.account_id != account.pk:
+            errors["decision"] = "Belongs to another account."
+        elif PaperTrade.objects.filter(decision=decision).exists():
+            errors["decision"] = "Already has a trade."
+    if errors:
+        raise ValidationError(errors)
+
+
+def _risk_refusal(account: PaperAccount, symbol: str, fill_time: datetime) -> tuple[Refusal, str] | None:
+    """The first risk limit of the (locked) account that this trade would break, if any."""
+    if account.is_paused:
+        return Refusal.ACCOUNT_PAUSED, "The account is paused."
+    real = PaperTrade.objects.filter(account=account, is_shadow=False)
+    open_trades = real.filter(status=PaperTrade.Status.OPEN)
+    open_total = open_trades.count()
+    if open_total >= account.max_open_positions:
+        return Refusal.MAX_OPEN_POSITIONS, f"{open_total} trades open, the limit is {account.max_open_positions}."
+    open_in_symbol = open_trades.filter(symbol=symbol).count()
+    if open_in_symbol >= account.max_open_per_symbol:
+        return Refusal.MAX_OPEN_PER_SYMBOL, f"{open_in_symbol} {symbol} trades open, the limit is {account.max_open_per_symbol}."
+    closed = real.filter(status=PaperTrade.Status.CLOSED)
+    cooldown = timedelta(minutes=account.cooldown_minutes)
+    last_exit = closed.filter(symbol=symbol, exit_time__lte=fill_time).order_by("-exit_time").values_list("exit_time", flat=True).first()
+    if last_exit is not None and fill_time < last_exit + cooldown:
+        return Refusal.COOLDOWN, f"{symbol} closed at {last_exit:%Y-%m-%d %H:%M}; cooling down until {last_exit + cooldown:%Y-%m-%d %H:%M}."
+    # The UTC day of the fill (the simulated clock, so replays refuse exactly as live would).
+    day_start = fill_time.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    realised_today = closed.filter(exit_time__gte=day_start, exit_time__lte=fill_time).aggregate(pnl=Sum("net_pnl"))["pnl"] or Decimal(0)
+    if realised_today < 0:
+        # The balance the day began with, give or take the entry fees of trades still open.
+        day_start_balance = account.current_balance - realised_today
+        if -realised_today >= account.daily_loss_limit_pct * day_start_balance:
+            return Refusal.DAILY_LOSS_LIMIT, (
+                f"Lost {-realised_today:.2f} today, at or over {account.daily_loss_limit_pct:%} of {day_start_balance:.2f}."
+            )
+    return None
+
+
+def _exit_crossed(side: str, entry_price: Decimal, stop_loss_price, take_profit_price) -> str | None:
+    sign = execution.direction(side)
+    if stop_loss_price is not None and sign * (entry_price - stop_loss_price) <= 0:
+        return f"The stop {stop_loss_price} is not on the losing side of the fill {entry_price}."
+    if take_profit_price is not None and sign * (take_profit_price - entry_price) <= 0:
+        return f"The target {take_profit_price} is not on the winning side of the fill {entry_price}."
+    return None
+
+
+@transaction.atomic
+def trade_open(
+    *,
+    account: PaperAccount,
+    decision: SignalDecision | None,
+    symbol: str,
+    timeframe: str,
+    side: str,
+    strategy_type: str,
+    fill_time: datetime,
+    fill_price: Decimal,
+    size_fraction: Decimal,
+    stop_loss_price: Decimal | None,
+    take_profit_price: Decimal | None,
+    signal_features: dict[str, float],
+    signal_confidence: float,
+    market_regime: str,
+    volatility_regime: str,
+    ml_score: float | None = None,
+    model_versions: dict[str, str] | None = None,
+    trailing_stop_pct: Decimal | None = None,
+    breakeven_trigger_pct: Decimal | None = None,
+    max_holding_minutes: int | None = None,
+    leverage: Decimal = Decimal(1),
+    is_shadow: bool = False,
+) -> TradeOpenResult:
+    """Open a trade decided on the close of a candle, filled at `fill_price`, the next candle's open.
+
+    The fill moves against the trade by the account's slippage. A real trade must pass the
+    account's risk limits (paused, open positions in total and per symbol, the per-symbol
+    cooldown after a close, the daily loss limit on the fill's UTC day, free balance); a
+    refusal is returned, not raised. Its margin is `size_fraction` of the balance, cut to the
+    free balance (balance minus the margin of open trades). The entry fee is recorded on the
+    trade and taken from the balance now, as an exchange would; the exit fee and the gross P&L
+    reach it at close. A shadow trade (a skipped signal followed with the same fill rules)
+    passes no risk limit, is sized on the balance alone and never touches it. Bad arguments
+    raise ValidationError.
+    """
+    _validate_open(
+        account=account, decision=decision, symbol=symbol, timeframe=timeframe, side=side, fill_time=fill_time,
+        fill_price=fill_price, size_fraction=size_fraction, stop_loss_price=stop_loss_price,
+        take_profit_price=take_profit_price, signal_features=signal_features, signal_confidence=signal_confidence,
+        ml_score=ml_score, market_regime=market_regime, volatility_regime=volatility_regime,
+        trailing_stop_pct=trailing_stop_pct, breakeven_trigger_pct=breakeven_trigger_pct,
+        max_holding_minutes=max_holding_minutes, leverage=leverage,
+    )  # fmt: skip
+    if not is_shadow:
+        account = _lock_account(account.pk)
+        refusal = _risk_refusal(account, symbol, fill_time)
+        if refusal is not None:
+            logger.info("Refused %s %s on %s: %s", side, symbol, account, refusal[1])
+            return TradeOpenResult(refusal=refusal[0], detail=refusal[1])
+
+    entry_price = execution.entry_fill_price(side=side, open_price=fill_price, slippage_rate=account.slippage_rate)
+    crossed = _exit_crossed(side, entry_price, stop_loss_price, take_profit_price)
+    if crossed is not None:
+        logger.info("Refused %s %s on %s: %s", side, symbol, account, crossed)
+        return TradeOpenResult(refusal=Refusal.EXIT_CROSSED_AT_FILL, detail=crossed)
+
+    free_balance = account.current_balance if is_shadow else account_free_balance(account=account)
+    quantity = execution.position_quantity(
+        equity=account.current_balance,
+        free_balance=free_balance,
+        size_fraction=size_fraction,
+        entry_price=entry_price,
+        fee_rate=account.fee_rate,
+        leverage=leverage,
+    )
+    if quantity <= 0:
+        detail = f"Free balance {free_balance} buys no {symbol} at {entry_price}."
+        logger.info("Refused %s %s on %s: %s", side, symbol, account, detail)
+        return TradeOpenResult(refusal=Refusal.INSUFFICIENT_BALANCE, detail=detail)
+
+    notional = execution.notional_for(quantity=quantity, price=entry_price)
+    entry_fee = execution.fee_for(notional=notional, fee_rate=account.fee_rate)
+    trade = PaperTrade.objects.create(
+        account=account,
+        decision=decision,
+        is_shadow=is_shadow,
+        symbol=symbol,
+        timeframe=timeframe,
+        side=side,
+        strategy_type=strategy_type,
+        entry_time=fill_time,
+        entry_price=entry_price,
+        quantity=quantity,
+        notional=notional,
+        leverage=leverage,
+        stop_loss_price=stop_loss_price,
+        take_profit_price=take_profit_price,
+        trailing_stop_pct=trailing_stop_pct,
+        breakeven_trigger_pct=breakeven_trigger_pct,
+        max_holding_minutes=max_holding_minutes or account.max_holding_minutes,
+        fees=entry_fee,
+        signal_features=signal_features,
+        signal_confidence=signal_confidence,
+        ml_score=ml_score,
+        market_regime=market_regime,
+        volatility_regime=volatility_regime,
+        model_versions=model_versions or {},
+    )
+    if not is_shadow:
+        account.current_balance -= entry_fee
+        account.save(update_fields=["current_balance", "updated_at"])
+    logger.info("Opened %s%s", trade, " (shadow)" if is_shadow else "")
+    return TradeOpenResult(trade=trade)
+
+
+def trade_position(*, trade: PaperTrade, account: PaperAccount) -> execution.Position:
+    """The simulator's view of an open trade, with the account's current fee and slippage rates."""
+    return execution.Position(
+        side=trade.side,
+        entry_time=trade.entry_time,
+        entry_price=trade.entry_price,
+        quantity=trade.quantity,
+        fee_rate=account.fee_rate,
+        slippage_rate=account.slippage_rate,
+        stop_loss_price=trade.stop_loss_price,
+        take_profit_price=trade.take_profit_price,
+        max_holding=timedelta(minutes=trade.max_holding_minutes),
+        breakeven_trigger_pct=trade.breakeven_trigger_pct,
+        trailing_stop_pct=trade.trailing_stop_pct,
+        best_price=trade.best_price,
+    )
+
+
+@transaction.atomic
+def trades_process_candle(
+    *, account: PaperAccount, symbol: str, timeframe: str, candle: execution.CandleLike
+) -> list[PaperTrade]:
+    """Manage the exits of the account's open trades (real and shadow) in `symbol` on one closed candle.
+
+    Call it for every closed candle in order, from the candle a trade filled in (its open is the
+    entry) onwards; trades that filled after this candle's open are left alone. Each exit goes
+    through trade_close; a trade that stays open keeps the candle in its best price, which moves
+    breakeven and trailing stops from the next candle on. Returns the trades closed.
+    """
+    account = _lock_account(account.pk)
+    trades = (
+        PaperTrade.objects.select_for_update(of=("self",))
+        .filter(
+            account=account,
+            symbol=symbol,
+            timeframe=timeframe,
+            status=PaperTrade.Status.OPEN,
+            entry_time__lte=candle.open_time,
+        )
+        .order_by("pk")
+    )
+    closed = []
+    for trade in trades:
+        position = trade_position(trade=trade, account=account)
+        fill = execution.check_exit(position, candle)
+        if fill is not None:
+            closed.append(trade_close(trade=trade, exit_time=fill.time, exit_price=fill.price, exit_reason=fill.kind))
+            continue
+        best_price = execution.after_candle(position, candle).best_price
+        if best_price != trade.best_price:
+            trade.best_price = best_price
+            trade.save(update_fields=["best_price"])
+    return closed
+
+
+def _trade_outcome(trade: PaperTrade, account: PaperAccount) -> TradeOutcome:
+    return TradeOutcome(
+        # Trade ids are unique across accounts already; the account makes the id readable and stable.
+        trade_id=f"acct{account.pk}-trade{trade.pk}",
+        symbol=trade.symbol,
+        strategy_type=trade.strategy_type,
+        system_type=account.system_type,
+        side=trade.side,
+        confidence_score=trade.signal_confidence,
+        ml_score=trade.ml_score,
+        entry_price=trade.entry_price,
+        exit_price=trade.exit_price,
+        pnl_pct=trade.pnl_pct,
+        net_pnl=trade.net_pnl,
+        fees=trade.fees,
+        market_regime=trade.market_regime,
+        volatility_regime=trade.volatility_regime,
+        exit_reason=trade.exit_reason,
+        entry_time=trade.entry_time,
+        exit_time=trade.exit_time,
+        success=trade.net_pnl > 0,
+        features=dict(trade.signal_features),
+        model_versions=dict(trade.model_versions),
+        is_shadow=trade.is_shadow,
+    )
+
+
+def _queue_model_update() -> None:
+    """Queue the online model update after a close commits, once learning provides the task."""
+    try:
+        from learning.tasks import learning_online_update_queue
+    except ModuleNotFoundError as error:
+        if error.name != "learning.tasks":
+            raise  # a broken import inside learning.tasks is a bug, not a missing task
+        logger.debug("learning.tasks does not exist yet: no online model update queued")
+        return
+    learning_online_update_queue()
+
+
+@transaction.atomic
+def trade_close(*, trade: PaperTrade, exit_time: datetime, exit_price: Decimal, exit_reason: str) -> PaperTrade:
+    """Close an open trade at `exit_price` (the fill, slippage included) in one transaction.
+
+    The trade gets its exit, total fees and net P&L; a real trade's account receives the gross
+    P&L minus the exit fee (its entry fee left the balance at open); learning stores the
+    outcome (success = net P&L after fees > 0), and after commit the online model update is
+    queued. Anything failing rolls all of it back. Raises TradeNotOpen if already closed.
+    """
+    errors: dict[str, str] = {}
+    _positive(exit_price, "exit_price", errors)
+    if exit_reason not in ExitReason.values:
+        errors["exit_reason"] = f"Unknown exit reason {exit_reason!r}."
+    if not isinstance(exit_time, datetime) or exit_time.utcoffset() is None:
+        errors["exit_time"] = "Must be a timezone-aware datetime."
+    if errors:
+        raise ValidationError(errors)
+
+    account = None if trade.is_shadow else _lock_account(trade.account_id)
+    trade = PaperTrade.objects.select_for_update(of=("self",)).get(pk=trade.pk)
+    if trade.status != PaperTrade.Status.OPEN:
+        raise TradeNotOpen(f"Trade {trade.pk} is already closed ({trade.exit_reason} at {trade.exit_time}).")
+    if exit_time < trade.entry_time:
+        raise ValidationError({"exit_time": f"Must not be before the entry at {trade.entry_time}."})
+    if account is None:
+        account = trade.account
+
+    pnl = execution.trade_pnl(
+        side=trade.side,
+        quantity=trade.quantity,
+        entry_price=trade.entry_price,
+        exit_price=exit_price,
+        entry_fee=trade.fees,
+        fee_rate=account.fee_rate,
+    )
+    trade.status = PaperTrade.Status.CLOSED
+    trade.exit_time = exit_time
+    trade.exit_price = exit_price
+    trade.exit_reason = exit_reason
+    trade.fees = pnl.fees
+    trade.net_pnl = pnl.net_pnl
+    trade.pnl_pct = pnl.pnl_pct
+    trade.save(update_fields=["status", "exit_time", "exit_price", "exit_reason", "fees", "net_pnl", "pnl_pct"])
+    if not trade.is_shadow:
+        account.current_balance += pnl.gross_pnl - pnl.exit_fee
+        account.save(update_fields=["current_balance", "updated_at"])
+
+    stored = store_trade_outcome(outcome=_trade_outcome(trade, account))
+    if stored.duplicate:
+        logger.warning("Outcome of %s was stored already; learning left unchanged", trade)
+    transaction.on_commit(_queue_model_update, robust=True)
+    logger.info("Closed %s: %s at %s, net %s", trade, exit_reason, exit_price, pnl.net_pnl)
+    return trade
+
+
+@transaction.atomic
+def trade_close_manual(*, trade_id: int, price: Decimal, time: datetime | None = None) -> PaperTrade:
+    """Close a trade by hand (API, admin): a market exit at `price`, which pays the account's slippage.
+
+    `time` defaults to now; it may not precede the entry nor lie in the future.
+    """
+    trade = PaperTrade.objects.select_related("account").get(pk=trade_id)
+    now = timezone.now()
+    exit_time = now if time is None else time
+    errors: dict[str, str] = {}
+    _positive(price, "price", errors)
+    if exit_time.utcoffset() is None:
+        errors["time"] = "Must be a timezone-aware datetime."
+    elif exit_time < trade.entry_time:
+        errors["time"] = f"Must not be before the entry at {trade.entry_time:%Y-%m-%dT%H:%M:%SZ}."
+    elif exit_time > now:
+        errors["time"] = "Must not be in the future."
+    if errors:
+        raise ValidationError(errors)
+    exit_price = execution.market_exit_price(side=trade.side, price=price, slippage_rate=trade.account.slippage_rate)
+    return trade_close(trade=trade, exit_time=exit_time, exit_price=exit_price, exit_reason=ExitReason.MANUAL)
