@@ -1,0 +1,1 @@
+"""Trading services: the writes and business rules of market data, accounts and trades."""
