@@ -1,0 +1,1 @@
+"""Market data files and exchange conventions: readers, symbol and timeframe naming."""

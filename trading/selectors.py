@@ -1,0 +1,131 @@
+"""Reads of trading data: candle frames for the engines and gaps in stored candle series."""
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from django.db.models import FloatField
+from django.db.models.functions import Cast
+
+from trading.marketdata.naming import normalize_symbol, timeframe_ms
+from trading.marketdata.readers import Rejection, read_candles
+from trading.models import Candle
+
+logger = logging.getLogger(__name__)
+
+OHLCV = ("open", "high", "low", "close", "volume")
+# A directory of candle files is searched for `<SYMBOL>-<timeframe>` with these endings, in order.
+CANDLE_FILE_SUFFIXES = (".csv", ".csv.gz", ".zip", ".json", ".json.gz")
+_LOGGED_REJECTIONS = 10
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Consecutive missing candles: open times `start` to `end` inclusive."""
+
+    start: datetime
+    end: datetime
+    missing: int
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} ({self.missing} missing)"
+
+
+def _series(*, exchange: str, symbol: str, timeframe: str):
+    return Candle.objects.filter(exchange=exchange, symbol=normalize_symbol(symbol), timeframe=timeframe)
+
+
+def _frame(open_times, values: np.ndarray, *, symbol: str, timeframe: str, exchange: str | None) -> pd.DataFrame:
+    index = pd.DatetimeIndex(pd.to_datetime(open_times, utc=True), name="open_time")
+    frame = pd.DataFrame(values.reshape(len(index), len(OHLCV)), index=index, columns=list(OHLCV), dtype="float64")
+    frame.attrs.update(symbol=normalize_symbol(symbol), timeframe=timeframe, exchange=exchange)
+    return frame
+
+
+def candles_frame(
+    *, symbol: str, timeframe: str, exchange: str = "binance", start: datetime | None = None, end: datetime | None = None
+) -> pd.DataFrame:
+    """Stored candles as float64 columns open..volume on a UTC DatetimeIndex of open times.
+
+    `start` and `end` are inclusive, like pandas' `.loc[start:end]`. The frame's `attrs` name
+    the series. Floats here are for vectorised indicator code; the database keeps Decimals.
+    """
+    candles = _series(exchange=exchange, symbol=symbol, timeframe=timeframe).order_by("open_time")
+    if start is not None:
+        candles = candles.filter(open_time__gte=start)
+    if end is not None:
+        candles = candles.filter(open_time__lte=end)
+    # Cast in the database: converting 5 Decimals a row in Python would dominate a replay's start-up.
+    casts = {f"{name}_float": Cast(name, FloatField()) for name in OHLCV}
+    rows = list(candles.annotate(**casts).values_list("open_time", *casts))
+    values = np.array([row[1:] for row in rows], dtype="float64")
+    return _frame([row[0] for row in rows], values, symbol=symbol, timeframe=timeframe, exchange=exchange)
+
+
+def candle_file(directory: str | Path, symbol: str, timeframe: str) -> Path:
+    """The file holding `symbol`'s candles in `directory` (e.g. `BTCUSDT-1h.csv`)."""
+    directory = Path(directory)
+    stem = f"{normalize_symbol(symbol)}-{timeframe}"
+    for suffix in CANDLE_FILE_SUFFIXES:
+        if (candidate := directory / f"{stem}{suffix}").is_file():
+            return candidate
+    raise FileNotFoundError(f"no candle file for {stem} in {directory} (looked for {', '.join(stem + s for s in CANDLE_FILE_SUFFIXES)})")
+
+
+def read_candles_dir(
+    directory: str | Path, symbol: str, timeframe: str, *, start: datetime | None = None, end: datetime | None = None
+) -> pd.DataFrame:
+    """The same frame as `candles_frame`, read straight from a candle file, for replays without a database.
+
+    Rows the readers reject are skipped and logged; a file that cannot be read at all raises
+    ValueError naming the file and why.
+    """
+    path = candle_file(directory, symbol, timeframe)
+    open_times: list[int] = []
+    values: list[tuple] = []
+    rejected = 0
+    for item in read_candles(path, timeframe=timeframe):
+        if isinstance(item, Rejection):
+            if item.fatal:
+                raise ValueError(str(item))
+            rejected += 1
+            if rejected <= _LOGGED_REJECTIONS:
+                logger.warning("skipped %s", item)
+            continue
+        open_times.append(item.open_time)
+        values.append((item.open, item.high, item.low, item.close, item.volume))
+    if rejected:
+        logger.warning("%s: %d rows skipped in all", path.name, rejected)
+    order = np.argsort(np.asarray(open_times, dtype="int64"), kind="stable")
+    times = np.asarray(open_times, dtype="int64")[order]
+    frame = _frame(
+        times.astype("datetime64[ms]"),
+        np.asarray(values, dtype="float64")[order],
+        symbol=symbol,
+        timeframe=timeframe,
+        exchange=None,
+    )
+    if start is not None:
+        frame = frame.loc[frame.index >= start]
+    if end is not None:
+        frame = frame.loc[frame.index <= end]
+    return frame
+
+
+def candle_gaps(*, exchange: str, symbol: str, timeframe: str, start: datetime, end: datetime) -> list[Gap]:
+    """Runs of missing candles between `start` and `end` (inclusive, aligned open times)."""
+    step = timedelta(milliseconds=timeframe_ms(timeframe))
+    candles = _series(exchange=exchange, symbol=symbol, timeframe=timeframe).filter(open_time__range=(start, end))
+    if end < start or candles.count() == (end - start) // step + 1:
+        return []
+    gaps = []
+    previous = start - step
+    times = candles.order_by("open_time").values_list("open_time", flat=True).iterator(chunk_size=10_000)
+    for open_time in chain(times, [end + step]):
+        if open_time - previous > step:
+            gaps.append(Gap(previous + step, open_time - step, (open_time - previous) // step - 1))
+        previous = open_time
+    return gaps
