@@ -12,6 +12,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import ThreadpoolController
 
 from learning.ml import metrics
 from learning.ml.online import sigmoid
@@ -23,6 +24,15 @@ CalibrationMethod = Literal["sigmoid", "isotonic"]
 MIN_TRAINING_ROWS = 50
 MIN_VALIDATION_ROWS = 20
 PERMUTATION_REPEATS = 5
+
+# Models are trained and evaluated on machines whose cores the trading engines keep busy. There,
+# OpenMP threads waiting on each other made HistGradientBoosting fits ~10x slower (2.4 s instead
+# of 0.3 s for 1,200 trades on 2 cores), while on an idle machine one thread is as fast as two.
+_threadpools = ThreadpoolController()
+
+
+def _one_openmp_thread():
+    return _threadpools.limit(limits=1, user_api="openmp")
 
 
 class _TreeWalker:
@@ -129,7 +139,8 @@ class BatchModel:
 
     def raw_scores(self, X) -> np.ndarray:
         """The estimator's uncalibrated log-odds of a net profit per row."""
-        return self.estimator.decision_function(np.asarray(X, dtype=np.float64))
+        with _one_openmp_thread():
+            return self.estimator.decision_function(np.asarray(X, dtype=np.float64))
 
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated probabilities of (loss, net profit) per row."""
@@ -248,9 +259,11 @@ def train_batch_model(
     _require_trainable("training", outcomes[train_rows], MIN_TRAINING_ROWS)
     _require_trainable("validation", outcomes[validation_rows], MIN_VALIDATION_ROWS)
 
-    estimator = _new_estimator(kind, random_state).fit(features[train_rows], outcomes[train_rows])
+    with _one_openmp_thread():
+        estimator = _new_estimator(kind, random_state).fit(features[train_rows], outcomes[train_rows])
     validation_features, validation_outcomes = features[validation_rows], outcomes[validation_rows]
-    scores = estimator.decision_function(validation_features)
+    with _one_openmp_thread():
+        scores = estimator.decision_function(validation_features)
 
     half = len(validation_rows) // 2
     earlier, later = slice(None, half), slice(half, None)

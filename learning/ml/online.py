@@ -124,10 +124,6 @@ class OnlineLearner:
     def is_fitted(self) -> bool:
         return self.updates > 0
 
-    @property
-    def n_features(self) -> int | None:
-        return int(self.scaler.n_features_in_) if self.is_fitted else None
-
     def partial_fit(self, X, y) -> "OnlineLearner":
         """Score the batch with the current model, then learn from it."""
         features, outcomes = _check_batch(X, y)

@@ -80,9 +80,9 @@ def test_evaluate_scores_a_champion_on_the_challengers_window(trades, hgb_result
     window = hgb_result.validation_rows
     scores = evaluate(champion, X[window], y[window])
     assert scores["n"] == hgb_result.validation_size
-    assert scores["log_loss"] == pytest.approx(
-        -np.mean(np.log(np.where(y[window] == 1, champion.predict_proba(X[window])[:, 1], champion.predict_proba(X[window])[:, 0])))
-    )
+    probabilities = champion.predict_proba(X[window])[:, 1]
+    likelihood = np.where(y[window] == 1, probabilities, 1 - probabilities)
+    assert scores["log_loss"] == pytest.approx(-np.mean(np.log(likelihood)))
 
 
 def test_training_is_deterministic(trades, hgb_result):

@@ -93,8 +93,13 @@ def test_passive_aggressive_calibration_learns_from_margins_of_the_model_before_
     learner = train(LEARNER_KINDS["pa"](), X[:300], y[:300])
     margins_before = learner._margins(X[300:332])
     seen = []
-    original = learner.calibration.partial_fit
-    learner.calibration.partial_fit = lambda margins, outcomes: (seen.append(margins.copy()), original(margins, outcomes))
+    calibrate = learner.calibration.partial_fit
+
+    def spy(margins, outcomes):
+        seen.append(margins.copy())
+        calibrate(margins, outcomes)
+
+    learner.calibration.partial_fit = spy
     learner.partial_fit(X[300:332], y[300:332])
     np.testing.assert_array_equal(seen[0], margins_before)
     assert not np.allclose(learner._margins(X[300:332]), margins_before)
@@ -123,6 +128,7 @@ def test_ensemble_updates_all_learners_and_averages_them(trades):
     assert set(prediction.probabilities) == {"sgd", "pa", "mlp"}
     assert prediction.mean == pytest.approx(np.mean(list(prediction.probabilities.values())), abs=1e-12)
     assert prediction.mean == pytest.approx(ensemble.predict_proba(X[2100:2101])[0, 1], abs=1e-9)
+    assert ensemble.samples_seen == 1000
     assert all(learner.samples_seen == 1000 for learner in ensemble.learners.values())
     later = metrics.log_loss(y[2000:], ensemble.predict_proba(X[2000:])[:, 1])
     assert later < math.log(2) - 0.05
