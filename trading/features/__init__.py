@@ -1,0 +1,1 @@
+"""Indicators, market regimes and the feature rows every model reads."""
