@@ -2,9 +2,12 @@
 from django.urls import path
 
 from trading.api import accounts as accounts_api
+from trading.api import candles as candles_api
 from trading.api import trades as trades_api
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("candles/", candles_api.CandleListApi.as_view(), name="candle-list"),
+]
 urlpatterns += [
     path("accounts/", accounts_api.AccountListApi.as_view(), name="account-list"),
     path("accounts/<int:pk>/", accounts_api.AccountDetailApi.as_view(), name="account-detail"),
