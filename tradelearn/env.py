@@ -81,8 +81,8 @@ def env_database(name: str, default: str, *, base_dir: Path) -> dict:
         config = environ.Env.db_url_config(url)
     except Exception as exc:  # django-environ raises several types for bad URLs
         raise ImproperlyConfigured(f"{name}={url!r} is not a valid database URL: {exc}") from None
-    if not config.get("ENGINE"):
-        raise ImproperlyConfigured(f"{name}={url!r} names no known database engine.")
+    if not config.get("ENGINE", "").startswith("django.db.backends."):
+        raise ImproperlyConfigured(f"{name}={url!r} names no known database engine (use postgres:// or sqlite:///).")
     if config["ENGINE"] == "django.db.backends.sqlite3" and config["NAME"] != ":memory:":
         path = Path(config["NAME"])
         config["NAME"] = str(path if path.is_absolute() else base_dir / path)

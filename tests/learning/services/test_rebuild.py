@@ -1,0 +1,46 @@
+"""The incremental aggregates equal a rebuild from the records, after thousands of random outcomes."""
+import random
+
+import pytest
+from django.core.management import call_command
+
+from learning.services import store_trade_outcome, store_trade_outcomes
+from learning.services.aggregates import AGGREGATES
+from tests.factories import TradeOutcomeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def snapshot() -> dict:
+    result = {}
+    for aggregate in AGGREGATES:
+        rows = aggregate.model.objects.values(*aggregate.key_fields, *aggregate.value_fields())
+        result[aggregate.model._meta.db_table] = {
+            tuple(row[name] for name in aggregate.key_fields): {k: v for k, v in row.items() if k != "last_updated"}
+            for row in rows
+        }
+    return result
+
+
+def test_rebuild_equals_incremental_after_thousands_of_random_outcomes():
+    rng = random.Random(7)
+    outcomes = [
+        TradeOutcomeFactory(
+            features={"rsi_14": rng.uniform(5, 95), "atr_pct": rng.uniform(0.001, 0.05), "volume_ratio": rng.lognormvariate(0, 1)}
+        )
+        for _ in range(3000)
+    ]
+    position = 0
+    while position < len(outcomes):  # singles and batches of varying sizes, like engines and imports
+        size = rng.choice([1, 1, 1, 7, 50, 200])
+        chunk = outcomes[position : position + size]
+        if size == 1:
+            store_trade_outcome(outcome=chunk[0])
+        else:
+            store_trade_outcomes(outcomes=chunk)
+        position += size
+    incremental = snapshot()
+    assert sum(row["total_trades"] for row in incremental["strategy_performance_learning"].values()) == 3000
+
+    call_command("rebuild_learning_stats", stdout=open("/dev/null", "w"))
+    assert snapshot() == incremental
