@@ -283,22 +283,25 @@ def _freqtrade_rows(handle: IO[bytes], checker: _RowChecker) -> Iterator[CandleR
     decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
     utf8 = codecs.getincrementaldecoder("utf-8")()
     text, position, eof, consumed_bytes = "", 0, False, 0
+    broken = None  # why the data ends early (bytes that are not UTF-8), once met
 
     def more() -> bool:
-        nonlocal text, position, eof, consumed_bytes
+        nonlocal text, position, eof, consumed_bytes, broken
         if eof:
             return False
         chunk = handle.read(_JSON_CHUNK_CHARS)
         try:
             decoded = utf8.decode(chunk, final=not chunk)
         except UnicodeDecodeError as error:
-            offset = consumed_bytes + error.start - (len(error.object) - len(chunk))
-            raise _JsonStop(f"not UTF-8 text (byte 0x{error.object[error.start]:02x} at byte offset {offset})") from None
+            # Rows before the bad byte are still read; the data ends there.
+            offset = consumed_bytes - (len(error.object) - len(chunk)) + error.start
+            broken = f"not UTF-8 text (byte 0x{error.object[error.start]:02x} at byte offset {offset})"
+            decoded, chunk = error.object[: error.start].decode("utf-8"), b""
         consumed_bytes += len(chunk)
         eof = not chunk
         text = text[position:] + decoded
         position = 0
-        return bool(chunk)
+        return bool(decoded) or not eof
 
     def skip_space() -> bool:
         """Move past whitespace; False at the end of the data."""
@@ -311,48 +314,40 @@ def _freqtrade_rows(handle: IO[bytes], checker: _RowChecker) -> Iterator[CandleR
             if not more():
                 return False
 
-    row_number = 0
-    try:
-        if not skip_space() or text[position] != "[":
-            yield checker.reject(0, "not a freqtrade candle file: expected a JSON array of [ms, o, h, l, c, v] rows", fatal=True)
+    def ended(row: int, reason: str) -> Rejection:
+        return checker.reject(row, broken or reason, fatal=True)
+
+    if not skip_space() or text[position] != "[":
+        yield ended(1, "not a freqtrade candle file: expected a JSON array of [ms, o, h, l, c, v] rows")
+        return
+    position += 1
+    row_number, expect_value = 0, True
+    while True:
+        if not skip_space():
+            yield ended(row_number + 1, "truncated: the file ends before the closing ]")
             return
-        position += 1
-        expect_value = True
+        if text[position] == "]":
+            return
+        if not expect_value:
+            if text[position] != ",":
+                yield ended(row_number + 1, f"not valid JSON: expected ',' or ']' but found {text[position]!r}")
+                return
+            position += 1
+            expect_value = True
+            continue
+        row_number += 1
         while True:
-            if not skip_space():
-                yield checker.reject(row_number + 1, "truncated: the file ends before the closing ]", fatal=True)
+            try:
+                value, position = decoder.raw_decode(text, position)
+                break
+            except json.JSONDecodeError as error:
+                if len(text) - error.pos <= _JSON_RETRY_MARGIN and more():
+                    continue
+                cut = error.pos >= len(text) - 1 and eof
+                yield ended(row_number, "truncated: the file ends in the middle of this row" if cut else f"not valid JSON ({error.msg})")
                 return
-            if text[position] == "]":
-                return
-            if not expect_value:
-                if text[position] != ",":
-                    yield checker.reject(row_number + 1, f"not valid JSON: expected ',' or ']' but found {text[position]!r}", fatal=True)
-                    return
-                position += 1
-                expect_value = True
-                continue
-            row_number += 1
-            while True:
-                try:
-                    value, end = decoder.raw_decode(text, position)
-                    break
-                except json.JSONDecodeError as error:
-                    if len(text) - error.pos <= _JSON_RETRY_MARGIN and more():
-                        continue
-                    if error.pos >= len(text) - 1 and eof:
-                        yield checker.reject(row_number, "truncated: the file ends in the middle of this row", fatal=True)
-                    else:
-                        yield checker.reject(row_number, f"not valid JSON ({error.msg})", fatal=True)
-                    return
-            position = end
-            expect_value = False
-            yield _freqtrade_row(checker, row_number, value)
-    except _JsonStop as stop:
-        yield checker.reject(row_number + 1, str(stop), fatal=True)
-
-
-class _JsonStop(Exception):
-    pass
+        expect_value = False
+        yield _freqtrade_row(checker, row_number, value)
 
 
 def _freqtrade_row(checker: _RowChecker, number: int, value) -> CandleRow | Rejection:
