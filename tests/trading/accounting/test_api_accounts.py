@@ -1,0 +1,62 @@
+"""/api/v1/accounts/: list, detail with equity figures, pause and resume (writes need authentication)."""
+from decimal import Decimal
+
+import pytest
+
+from tests.trading.accounting.helpers import candle
+from tests.trading.factories import PaperAccountFactory, TradeOpenKwargsFactory
+from trading.services.trades import trade_open
+
+pytestmark = pytest.mark.django_db
+
+
+def test_list_is_paginated_and_filterable(anonymous_client):
+    PaperAccountFactory(system_type="paper_trading")
+    PaperAccountFactory(system_type="profit_scraping", is_paused=True)
+    response = anonymous_client.get("/api/v1/accounts/")
+    assert response.status_code == 200 and response.json()["count"] == 2
+    response = anonymous_client.get("/api/v1/accounts/", {"system_type": "profit_scraping"})
+    assert [row["is_paused"] for row in response.json()["results"]] == [True]
+
+
+def test_detail_shows_equity_figures_with_open_trades_marked_to_the_last_close(anonymous_client):
+    account = PaperAccountFactory()
+    entry_bar = candle("BTCUSDT", "2022-02-28T22:00")
+    trade = trade_open(account=account, fill_time=entry_bar.open_time, fill_price=entry_bar.open, **TradeOpenKwargsFactory()).trade
+    mark = candle("BTCUSDT", "2022-02-28T23:00")
+    mark.save()  # the last stored close: 43155.0
+    body = anonymous_client.get(f"/api/v1/accounts/{account.pk}/").json()
+    figures = body["figures"]
+    balance = Decimal("10000") - trade.fees
+    assert Decimal(body["current_balance"]) == balance
+    assert Decimal(figures["margin_in_use"]) == trade.notional
+    assert Decimal(figures["free_balance"]) == balance - trade.notional
+    unrealised = (trade.quantity * (Decimal("43155.0") - trade.entry_price)).quantize(Decimal("1e-10"))
+    assert Decimal(figures["unrealised_pnl"]) == unrealised
+    assert Decimal(figures["equity"]) == balance + unrealised
+    assert (figures["open_trades"], figures["closed_trades"], figures["win_rate"]) == (1, 0, None)
+
+
+def test_missing_account_is_a_404_in_the_error_shape(anonymous_client):
+    response = anonymous_client.get("/api/v1/accounts/999999/")
+    assert response.status_code == 404
+    assert set(response.json()) == {"message", "extra"}
+
+
+def test_pause_and_resume_need_authentication(anonymous_client):
+    account = PaperAccountFactory()
+    response = anonymous_client.post(f"/api/v1/accounts/{account.pk}/pause/")
+    assert response.status_code == 401
+    assert response.json() == {"message": "Authentication credentials were not provided.", "extra": {}}
+    account.refresh_from_db()
+    assert not account.is_paused
+
+
+def test_pause_then_resume(token_client):
+    account = PaperAccountFactory()
+    response = token_client.post(f"/api/v1/accounts/{account.pk}/pause/")
+    assert response.status_code == 200 and response.json()["is_paused"] is True
+    assert token_client.post(f"/api/v1/accounts/{account.pk}/pause/").json()["is_paused"] is True  # idempotent
+    response = token_client.post(f"/api/v1/accounts/{account.pk}/resume/")
+    assert response.status_code == 200 and response.json()["is_paused"] is False
+    assert token_client.post("/api/v1/accounts/999999/pause/").status_code == 404
