@@ -100,11 +100,12 @@ class PaperTradeAdmin(admin.ModelAdmin):
         if decision is None:
             return "—"
         url = reverse("admin:trading_signaldecision_change", args=[decision.pk])
+        # format_html escapes its arguments into strings, so numbers are formatted first.
+        model = "—" if decision.model_probability is None else f"{decision.model_probability:.3f}"
         return format_html(
-            '<a href="{}">{}</a>: technical {:.3f}, model {}, combined {:.3f}, {}',
-            url, decision, decision.technical_score,
-            "—" if decision.model_probability is None else f"{decision.model_probability:.3f}",
-            decision.combined_confidence, decision.reason or "no reason recorded",
+            '<a href="{}">{}</a>: technical {}, model {}, combined {}, {}',
+            url, decision, f"{decision.technical_score:.3f}", model, f"{decision.combined_confidence:.3f}",
+            decision.reason or "no reason recorded",
         )  # fmt: skip
 
     @admin.action(description="Export selected trades to CSV")
