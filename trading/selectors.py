@@ -39,7 +39,8 @@ def _series(*, exchange: str, symbol: str, timeframe: str):
 
 
 def _frame(open_times, values: np.ndarray, *, symbol: str, timeframe: str, exchange: str | None) -> pd.DataFrame:
-    index = pd.DatetimeIndex(pd.to_datetime(open_times, utc=True), name="open_time")
+    # One resolution whatever the source (pandas infers µs from datetimes, ms from Unix ms).
+    index = pd.DatetimeIndex(pd.to_datetime(open_times, utc=True), name="open_time").as_unit("ns")
     frame = pd.DataFrame(values.reshape(len(index), len(OHLCV)), index=index, columns=list(OHLCV), dtype="float64")
     frame.attrs.update(symbol=normalize_symbol(symbol), timeframe=timeframe, exchange=exchange)
     return frame
