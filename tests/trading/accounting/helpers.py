@@ -1,4 +1,4 @@
-"""Real candles from data/candles for accounting tests, and the account balance invariant."""
+"""Real candles from data/candles, trades opened on them, and the account balance invariant."""
 import csv
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -7,7 +7,9 @@ from pathlib import Path
 
 from django.db.models import Sum
 
+from tests.trading.factories import TradeOpenKwargsFactory
 from trading.models import Candle, PaperAccount, PaperTrade
+from trading.services.trades import TradeOpenResult, trade_open
 
 CANDLES_DIR = Path(__file__).resolve().parents[3] / "data" / "candles"
 
@@ -32,6 +34,20 @@ def candles(symbol: str, first: str, last: str) -> list[Candle]:
     """The real hourly candles from `first` to `last` inclusive, in order."""
     start, end = (datetime.fromisoformat(when).replace(tzinfo=UTC) for when in (first, last))
     return [candle(symbol, f"{t:%Y-%m-%dT%H:%M}") for t in sorted(_rows(symbol)) if start <= t <= end]
+
+
+def open_at(account: PaperAccount, symbol: str, when: str, **overrides) -> TradeOpenResult:
+    """trade_open on the real candle `when`: decided on the previous close, filled at this open."""
+    bar = candle(symbol, when)
+    kwargs = TradeOpenKwargsFactory(symbol=symbol, **overrides)
+    return trade_open(account=account, fill_time=bar.open_time, fill_price=bar.open, **kwargs)
+
+
+def opened_at(account: PaperAccount, symbol: str, when: str, **overrides) -> PaperTrade:
+    """The trade open_at opened; the test fails if it was refused."""
+    result = open_at(account, symbol, when, **overrides)
+    assert result.opened, result.detail
+    return result.trade
 
 
 def assert_account_balanced(account: PaperAccount) -> None:

@@ -6,23 +6,18 @@ from decimal import Decimal
 import pytest
 
 from learning.models import TrainingRecord
-from tests.trading.accounting.helpers import assert_account_balanced, candle
-from tests.trading.factories import PaperAccountFactory, SignalDecisionFactory, TradeOpenKwargsFactory
-from trading.models import EngineTick, PaperTrade
-from trading.services.trades import trade_close_manual, trade_open
+from tests.trading.accounting.helpers import assert_account_balanced, candle, opened_at
+from tests.trading.factories import PaperAccountFactory, SignalDecisionFactory
+from trading.models import EngineTick
+from trading.services.trades import trade_close_manual
 
 pytestmark = pytest.mark.django_db
-
-
-def open_btc(account, **overrides) -> PaperTrade:
-    bar = candle("BTCUSDT", "2022-02-28T22:00")
-    return trade_open(account=account, fill_time=bar.open_time, fill_price=bar.open, **TradeOpenKwargsFactory(**overrides)).trade
 
 
 @pytest.mark.parametrize("model", ["paperaccount", "papertrade", "signaldecision", "enginetick"])
 def test_changelists_load_with_filters(admin_client, model):
     account = PaperAccountFactory()
-    open_btc(account, decision=SignalDecisionFactory(account=account))
+    opened_at(account, "BTCUSDT", "2022-02-28T22:00", decision=SignalDecisionFactory(account=account))
     EngineTick.objects.create(account=account, symbol="BTCUSDT", timeframe="1h", candle_time=candle("BTCUSDT", "2022-02-28T21:00").open_time)
     response = admin_client.get(f"/admin/trading/{model}/", {"q": "BTC"} if model != "enginetick" else {})
     assert response.status_code == 200
@@ -40,21 +35,21 @@ def test_pause_and_resume_actions(admin_client):
 
 def test_an_open_trades_exits_are_editable_and_its_money_is_not(admin_client):
     account = PaperAccountFactory()
-    trade = open_btc(account, decision=SignalDecisionFactory(account=account, reason="took it"))
+    trade = opened_at(account, "BTCUSDT", "2022-02-28T22:00", decision=SignalDecisionFactory(account=account, reason="took it"))
     page = admin_client.get(f"/admin/trading/papertrade/{trade.pk}/change/").content.decode()
     assert 'name="stop_loss_price"' in page and 'name="entry_price"' not in page and 'name="fees"' not in page
     assert "/admin/trading/signaldecision/" in page and "took it" in page
 
 
 def test_a_closed_trade_is_read_only(admin_client):
-    trade = open_btc(PaperAccountFactory())
+    trade = opened_at(PaperAccountFactory(), "BTCUSDT", "2022-02-28T22:00")
     trade_close_manual(trade_id=trade.pk, price=Decimal("43000"), time=trade.entry_time)
     page = admin_client.get(f"/admin/trading/papertrade/{trade.pk}/change/").content.decode()
     assert 'name="stop_loss_price"' not in page and 'name="take_profit_price"' not in page
 
 
 def test_export_selected_trades_to_csv(admin_client):
-    trades = [open_btc(PaperAccountFactory()) for _ in range(2)]
+    trades = [opened_at(PaperAccountFactory(), "BTCUSDT", "2022-02-28T22:00") for _ in range(2)]
     response = admin_client.post(
         "/admin/trading/papertrade/", {"action": "export_csv", "_selected_action": [t.pk for t in trades]}
     )
@@ -66,7 +61,7 @@ def test_export_selected_trades_to_csv(admin_client):
 
 def test_close_at_the_last_stored_close_action(admin_client):
     account = PaperAccountFactory()
-    trade = open_btc(account)
+    trade = opened_at(account, "BTCUSDT", "2022-02-28T22:00")
     candle("BTCUSDT", "2022-02-28T23:00").save()  # close 43155.0
     admin_client.post("/admin/trading/papertrade/", {"action": "close_at_last_close", "_selected_action": [trade.pk]})
     trade.refresh_from_db()

@@ -5,17 +5,10 @@ from decimal import Decimal
 import pytest
 
 from learning.models import TrainingRecord
-from tests.trading.accounting.helpers import candle
-from tests.trading.factories import PaperAccountFactory, PaperTradeFactory, SignalDecisionFactory, TradeOpenKwargsFactory
-from trading.models import PaperTrade
-from trading.services.trades import trade_open
+from tests.trading.accounting.helpers import opened_at
+from tests.trading.factories import PaperAccountFactory, PaperTradeFactory, SignalDecisionFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def open_btc(account, **overrides) -> PaperTrade:
-    bar = candle("BTCUSDT", "2022-02-28T22:00")
-    return trade_open(account=account, fill_time=bar.open_time, fill_price=bar.open, **TradeOpenKwargsFactory(**overrides)).trade
 
 
 def test_list_filters(anonymous_client):
@@ -59,7 +52,7 @@ def test_list_is_cursor_paginated_newest_first(anonymous_client):
 
 
 def test_detail_shows_the_stop_in_force(anonymous_client):
-    trade = open_btc(PaperAccountFactory(), stop_loss_price=Decimal("41000"), trailing_stop_pct=Decimal("0.005"))
+    trade = opened_at(PaperAccountFactory(), "BTCUSDT", "2022-02-28T22:00", stop_loss_price=Decimal("41000"), trailing_stop_pct=Decimal("0.005"))
     body = anonymous_client.get(f"/api/v1/trades/{trade.pk}/").json()
     # Trailing 0.5 % from the fill 41641.42662: 41433.21948690, tighter than the initial 41000.
     assert Decimal(body["active_stop_price"]) == Decimal("41433.2194869")
@@ -68,7 +61,7 @@ def test_detail_shows_the_stop_in_force(anonymous_client):
 
 
 def test_close_needs_authentication(anonymous_client):
-    trade = open_btc(PaperAccountFactory())
+    trade = opened_at(PaperAccountFactory(), "BTCUSDT", "2022-02-28T22:00")
     response = anonymous_client.post(f"/api/v1/trades/{trade.pk}/close/", {"price": "43000"}, format="json")
     assert response.status_code == 401 and set(response.json()) == {"message", "extra"}
     trade.refresh_from_db()
@@ -89,7 +82,7 @@ def test_close_needs_authentication(anonymous_client):
     ],
 )
 def test_close_rejects_bad_input_with_field_messages(token_client, payload, field):
-    trade = open_btc(PaperAccountFactory())
+    trade = opened_at(PaperAccountFactory(), "BTCUSDT", "2022-02-28T22:00")
     response = token_client.post(f"/api/v1/trades/{trade.pk}/close/", payload, format="json")
     assert response.status_code == 400, response.json()
     assert field in response.json()["extra"]["fields"]
@@ -99,7 +92,7 @@ def test_close_rejects_bad_input_with_field_messages(token_client, payload, fiel
 
 def test_close_at_a_price_then_closing_again_is_a_conflict(token_client):
     account = PaperAccountFactory()
-    trade = open_btc(account)
+    trade = opened_at(account, "BTCUSDT", "2022-02-28T22:00")
     response = token_client.post(
         f"/api/v1/trades/{trade.pk}/close/", {"price": "43000", "time": "2022-03-01T02:00:00Z"}, format="json"
     )

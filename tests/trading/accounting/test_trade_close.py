@@ -11,20 +11,13 @@ from django.db import connection
 from django.utils import timezone
 
 from learning.models import TrainingRecord
-from tests.trading.accounting.helpers import assert_account_balanced, candle, candles
+from tests.trading.accounting.helpers import assert_account_balanced, candle, candles, opened_at
 from tests.trading.factories import PaperAccountFactory, TradeOpenKwargsFactory
 from trading.models import PaperTrade
 from trading.services import trades as trade_services
 from trading.services.trades import TradeNotOpen, trade_close, trade_close_manual, trade_open, trades_process_candle
 
 pytestmark = pytest.mark.django_db
-
-
-def open_at(account, symbol: str, when: str, **overrides) -> PaperTrade:
-    bar = candle(symbol, when)
-    result = trade_open(account=account, fill_time=bar.open_time, fill_price=bar.open, **TradeOpenKwargsFactory(symbol=symbol, **overrides))
-    assert result.opened, result.detail
-    return result.trade
 
 
 def run(account, symbol: str, first: str, last: str) -> list[PaperTrade]:
@@ -37,7 +30,7 @@ def run(account, symbol: str, first: str, last: str) -> list[PaperTrade]:
 
 def test_a_long_take_profit_on_btc_closes_updates_the_balance_and_stores_one_record():
     account = PaperAccountFactory()
-    trade = open_at(account, "BTCUSDT", "2022-02-28T22:00", stop_loss_price=Decimal("41000"), take_profit_price=Decimal("42500"))
+    trade = opened_at(account, "BTCUSDT", "2022-02-28T22:00", stop_loss_price=Decimal("41000"), take_profit_price=Decimal("42500"))
     (closed,) = run(account, "BTCUSDT", "2022-02-28T22:00", "2022-03-01T03:00")
     assert closed.pk == trade.pk
     assert (closed.status, closed.exit_reason, closed.exit_price) == ("closed", "take_profit", Decimal("42500"))
@@ -66,7 +59,7 @@ def test_a_long_take_profit_on_btc_closes_updates_the_balance_and_stores_one_rec
 def test_a_long_stop_loss_on_eth_is_a_loss_and_labelled_unsuccessful():
     account = PaperAccountFactory()
     # Long ETH at the 2022-06-13 01:00 open (1386.02 × 1.0002); the candle falls to 1341.00 through the stop.
-    trade = open_at(account, "ETHUSDT", "2022-06-13T01:00", stop_loss_price=Decimal("1345"), take_profit_price=Decimal("1450"))
+    trade = opened_at(account, "ETHUSDT", "2022-06-13T01:00", stop_loss_price=Decimal("1345"), take_profit_price=Decimal("1450"))
     assert trade.entry_price == Decimal("1386.297204")
     (closed,) = run(account, "ETHUSDT", "2022-06-13T01:00", "2022-06-13T05:00")
     assert (closed.exit_reason, closed.exit_price) == ("stop_loss", Decimal("1345") * Decimal("0.9998"))
@@ -79,7 +72,7 @@ def test_a_long_stop_loss_on_eth_is_a_loss_and_labelled_unsuccessful():
 
 def test_a_time_exit_through_the_service_uses_the_trades_holding_time():
     account = PaperAccountFactory()
-    open_at(
+    opened_at(
         account, "ETHUSDT", "2023-03-10T00:00", side="short", max_holding_minutes=180,
         stop_loss_price=Decimal("1460"), take_profit_price=Decimal("1380"),
     )  # fmt: skip
@@ -91,7 +84,7 @@ def test_a_time_exit_through_the_service_uses_the_trades_holding_time():
 
 def test_the_trailing_stop_state_lives_in_the_database_between_candles():
     account = PaperAccountFactory(system_type="profit_scraping")
-    trade = open_at(
+    trade = opened_at(
         account, "ETHUSDT", "2022-01-01T04:00", stop_loss_price=Decimal("3600"), take_profit_price=Decimal("3900"),
         trailing_stop_pct=Decimal("0.01"), strategy_type="support_bounce",
     )  # fmt: skip
@@ -109,7 +102,7 @@ def test_the_trailing_stop_state_lives_in_the_database_between_candles():
 
 def test_a_breakeven_exit_through_the_service_nets_zero():
     account = PaperAccountFactory(system_type="profit_scraping")
-    open_at(
+    opened_at(
         account, "BTCUSDT", "2022-01-01T22:00", stop_loss_price=Decimal("46000"), take_profit_price=Decimal("49000"),
         breakeven_trigger_pct=Decimal("0.01"),
     )  # fmt: skip
@@ -121,7 +114,7 @@ def test_a_breakeven_exit_through_the_service_nets_zero():
 
 def test_candles_before_the_fill_and_other_symbols_leave_the_trade_alone():
     account = PaperAccountFactory()
-    trade = open_at(account, "BTCUSDT", "2022-02-28T22:00", stop_loss_price=Decimal("41610"))
+    trade = opened_at(account, "BTCUSDT", "2022-02-28T22:00", stop_loss_price=Decimal("41610"))
     assert run(account, "BTCUSDT", "2022-02-28T18:00", "2022-02-28T21:00") == []  # 19:00 went below 41610
     assert run(account, "ETHUSDT", "2022-02-28T22:00", "2022-02-28T23:00") == []
     trade.refresh_from_db()
@@ -130,7 +123,7 @@ def test_candles_before_the_fill_and_other_symbols_leave_the_trade_alone():
 
 def test_a_shadow_trade_closes_into_learning_without_touching_the_balance():
     account = PaperAccountFactory()
-    open_at(account, "BTCUSDT", "2022-02-28T22:00", is_shadow=True, take_profit_price=Decimal("42500"))
+    opened_at(account, "BTCUSDT", "2022-02-28T22:00", is_shadow=True, take_profit_price=Decimal("42500"))
     (closed,) = run(account, "BTCUSDT", "2022-02-28T22:00", "2022-02-28T23:00")
     assert closed.net_pnl == Decimal("19.8099977148")  # the same fill rules as the real trade above
     account.refresh_from_db()
@@ -170,7 +163,7 @@ def test_the_invariant_holds_over_many_trades_on_both_symbols():
 
 def test_a_failure_inside_the_close_rolls_all_of_it_back(monkeypatch):
     account = PaperAccountFactory()
-    trade = open_at(account, "BTCUSDT", "2022-02-28T22:00", take_profit_price=Decimal("42500"))
+    trade = opened_at(account, "BTCUSDT", "2022-02-28T22:00", take_profit_price=Decimal("42500"))
     account.refresh_from_db()
     balance = account.current_balance
 
@@ -192,7 +185,7 @@ def test_the_model_update_is_queued_after_commit_once_per_close(django_capture_o
     calls = []
     monkeypatch.setitem(sys.modules, "learning.tasks", types.SimpleNamespace(learning_online_update_queue=lambda: calls.append(1)))
     account = PaperAccountFactory()
-    open_at(account, "BTCUSDT", "2022-02-28T22:00", take_profit_price=Decimal("42500"))
+    opened_at(account, "BTCUSDT", "2022-02-28T22:00", take_profit_price=Decimal("42500"))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run(account, "BTCUSDT", "2022-02-28T22:00", "2022-02-28T22:00")
     assert calls == [] and len(callbacks) == 1  # nothing runs before the close commits
@@ -209,7 +202,7 @@ def test_without_learning_tasks_the_hook_does_nothing(monkeypatch, caplog):
 
 def test_closing_twice_is_refused_and_stores_nothing_more():
     account = PaperAccountFactory()
-    trade = open_at(account, "BTCUSDT", "2022-02-28T22:00")
+    trade = opened_at(account, "BTCUSDT", "2022-02-28T22:00")
     trade_close(trade=trade, exit_time=trade.entry_time, exit_price=Decimal("42000"), exit_reason="signal_exit")
     with pytest.raises(TradeNotOpen):
         trade_close(trade=trade, exit_time=trade.entry_time, exit_price=Decimal("43000"), exit_reason="signal_exit")
@@ -219,7 +212,7 @@ def test_closing_twice_is_refused_and_stores_nothing_more():
 
 def test_a_manual_close_is_a_market_exit_paying_slippage():
     account = PaperAccountFactory()
-    trade = open_at(account, "BTCUSDT", "2022-02-28T22:00")
+    trade = opened_at(account, "BTCUSDT", "2022-02-28T22:00")
     closed = trade_close_manual(trade_id=trade.pk, price=Decimal("43000"), time=trade.entry_time + timedelta(hours=2))
     assert (closed.exit_reason, closed.exit_price) == ("manual", Decimal("43000") * Decimal("0.9998"))
     assert TrainingRecord.objects.get().exit_reason == "manual"
@@ -235,7 +228,7 @@ def test_a_manual_close_is_a_market_exit_paying_slippage():
     ],
 )
 def test_a_manual_close_checks_its_price_and_time(price, shift, field):
-    trade = open_at(PaperAccountFactory(), "BTCUSDT", "2022-02-28T22:00")
+    trade = opened_at(PaperAccountFactory(), "BTCUSDT", "2022-02-28T22:00")
     when = timezone.now() + timedelta(days=1) if shift is None else trade.entry_time + shift
     with pytest.raises(ValidationError) as error:
         trade_close_manual(trade_id=trade.pk, price=price, time=when)
@@ -247,7 +240,7 @@ def test_a_manual_close_checks_its_price_and_time(price, shift, field):
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_closing_one_trade_close_it_once():
     account = PaperAccountFactory()
-    trade = open_at(account, "BTCUSDT", "2022-02-28T22:00")
+    trade = opened_at(account, "BTCUSDT", "2022-02-28T22:00")
     barrier = threading.Barrier(2)
     outcomes = []
 

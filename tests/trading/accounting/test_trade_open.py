@@ -4,19 +4,12 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
-from tests.trading.accounting.helpers import assert_account_balanced, candle
+from tests.trading.accounting.helpers import assert_account_balanced, candle, open_at
 from tests.trading.factories import PaperAccountFactory, SignalDecisionFactory, TradeOpenKwargsFactory
 from trading.models import PaperTrade
 from trading.services.trades import Refusal, trade_close, trade_open, trades_process_candle
 
 pytestmark = pytest.mark.django_db
-
-
-def open_at(account, symbol: str, when: str, **overrides):
-    """Open on the real candle `when`: decided on the previous close, filled at this open."""
-    bar = candle(symbol, when)
-    kwargs = TradeOpenKwargsFactory(symbol=symbol, **overrides)
-    return trade_open(account=account, fill_time=bar.open_time, fill_price=bar.open, **kwargs)
 
 
 def test_a_long_fills_at_the_next_open_plus_slippage_sized_on_equity_and_pays_the_entry_fee():
