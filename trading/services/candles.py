@@ -303,9 +303,9 @@ def candles_fetch(
     client: ccxt.Exchange | None = None,
     page_limit: int = DEFAULT_PAGE_LIMIT,
     max_retries: int = DEFAULT_MAX_RETRIES,
-    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
+    backoff_seconds: float | None = None,
     now: datetime | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     progress: Callable[[SymbolFetchReport], None] | None = None,
 ) -> FetchReport:
     """Fetch closed candles from an exchange via ccxt and store the new ones, page by page.
@@ -314,8 +314,9 @@ def candles_fetch(
     when nothing is stored); the still-forming candle is never stored. Every page is stored in
     its own transaction, so a failure keeps what came before and the next run resumes from it,
     without gaps or duplicates. Transient errors (TRANSIENT_ERRORS) are retried with
-    exponential backoff up to `max_retries` times, then raised. Symbols are ccxt market
-    symbols (`BTC/USDT:USDT`) and are stored normalised (`BTCUSDT`).
+    exponential backoff (from `backoff_seconds`, default DEFAULT_BACKOFF_SECONDS) up to
+    `max_retries` times, then raised. Symbols are ccxt market symbols (`BTC/USDT:USDT`) and are
+    stored normalised (`BTCUSDT`).
     """
     errors: dict[str, str] = {}
     _validate_series(errors, exchange=exchange, symbol=None, timeframe=timeframe)
@@ -333,7 +334,11 @@ def candles_fetch(
     offset = timeframe_offset_ms(timeframe)
     now_ms = int((now or timezone.now()).timestamp() * 1000)
     report = FetchReport(exchange, timeframe)
-    retrying = {"max_retries": max_retries, "backoff_seconds": backoff_seconds, "sleep": sleep}
+    retrying = {
+        "max_retries": max_retries,
+        "backoff_seconds": DEFAULT_BACKOFF_SECONDS if backoff_seconds is None else backoff_seconds,
+        "sleep": sleep or time.sleep,
+    }
 
     for market in (market.strip() for market in symbols):
         symbol_report = SymbolFetchReport(market=market, symbol=normalize_symbol(market))
