@@ -64,9 +64,34 @@ def _positive(value, name: str, errors: dict, *, required: bool = True) -> None:
         errors[name] = "Must be a positive Decimal."
 
 
-def _validate_open(*, account, decision, symbol, timeframe, side, fill_time, fill_price, size_fraction, stop_loss_price,
-                   take_profit_price, signal_features, signal_confidence, ml_score, market_regime, volatility_regime,
-                   trailing_stop_pct, breakeven_trigger_pct, max_holding_minutes, leverage) -> None:  # fmt: skip
+def _is_probability(value) -> bool:
+    # NaN fails the comparison, so it is refused too.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _validate_open(
+    *,
+    account,
+    decision,
+    symbol,
+    timeframe,
+    side,
+    fill_time,
+    fill_price,
+    size_fraction,
+    stop_loss_price,
+    take_profit_price,
+    signal_features,
+    signal_confidence,
+    ml_score,
+    market_regime,
+    volatility_regime,
+    trailing_stop_pct,
+    breakeven_trigger_pct,
+    max_holding_minutes,
+    leverage,
+) -> None:
+    """Raise one ValidationError naming every bad argument of trade_open."""
     errors: dict[str, str] = {}
     if not symbol:
         errors["symbol"] = "Must not be empty."
@@ -90,11 +115,10 @@ def _validate_open(*, account, decision, symbol, timeframe, side, fill_time, fil
     if max_holding_minutes is not None and (not isinstance(max_holding_minutes, int) or max_holding_minutes <= 0):
         errors["max_holding_minutes"] = "Must be a positive number of minutes."
     # The outcome of this trade must be storable when it closes: check now what learning will check then.
-    for name, value in (("signal_confidence", signal_confidence), ("ml_score", ml_score)):
-        if value is None and name == "ml_score":
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            errors[name] = "Must be a number in [0, 1]."
+    if not _is_probability(signal_confidence):
+        errors["signal_confidence"] = "Must be a number in [0, 1]."
+    if ml_score is not None and not _is_probability(ml_score):
+        errors["ml_score"] = "Must be a number in [0, 1]."
     if not isinstance(signal_features, dict) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in signal_features.values()
     ):
@@ -288,20 +312,19 @@ def trades_process_candle(
     through trade_close; a trade that stays open keeps the candle in its best price, which moves
     breakeven and trailing stops from the next candle on. Returns the trades closed.
     """
-    account = _lock_account(account.pk)
-    trades = (
-        PaperTrade.objects.select_for_update(of=("self",))
-        .filter(
-            account=account,
-            symbol=symbol,
-            timeframe=timeframe,
-            status=PaperTrade.Status.OPEN,
-            entry_time__lte=candle.open_time,
-        )
-        .order_by("pk")
+    open_trades = PaperTrade.objects.filter(
+        account_id=account.pk,
+        symbol=symbol,
+        timeframe=timeframe,
+        status=PaperTrade.Status.OPEN,
+        entry_time__lte=candle.open_time,
     )
+    # Most candles find nothing open: skip the account lock then, so workers on other symbols never wait.
+    if not open_trades.exists():
+        return []
+    account = _lock_account(account.pk)
     closed = []
-    for trade in trades:
+    for trade in open_trades.select_for_update(of=("self",)).order_by("pk"):
         position = trade_position(trade=trade, account=account)
         fill = execution.check_exit(position, candle)
         if fill is not None:
