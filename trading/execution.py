@@ -51,7 +51,7 @@ def direction(side: str) -> int:
     raise ValueError(f"Unknown side {side!r}; expected 'long' or 'short'.")
 
 
-def _against(side: str, price: Decimal, rate: Decimal, *, buying: bool) -> Decimal:
+def _against(price: Decimal, rate: Decimal, *, buying: bool) -> Decimal:
     # A buy fills higher and a sell lower; rounding also goes against the trade, never for it.
     if buying:
         return (price * (ONE + rate)).quantize(PRICE_QUANTUM, rounding=ROUND_CEILING)
@@ -63,12 +63,12 @@ def entry_fill_price(*, side: str, open_price: Decimal, slippage_rate: Decimal) 
 
     A long buys at open × (1 + slippage); a short sells at open × (1 − slippage).
     """
-    return _against(side, open_price, slippage_rate, buying=direction(side) == 1)
+    return _against(open_price, slippage_rate, buying=direction(side) == 1)
 
 
 def market_exit_price(*, side: str, price: Decimal, slippage_rate: Decimal) -> Decimal:
     """The fill of a market exit (stop, time exit, manual close) at `price`, moved against the trade."""
-    return _against(side, price, slippage_rate, buying=direction(side) == -1)
+    return _against(price, slippage_rate, buying=direction(side) == -1)
 
 
 def fee_for(*, notional: Decimal, fee_rate: Decimal) -> Decimal:
