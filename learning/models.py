@@ -233,6 +233,12 @@ class FeatureImportance(models.Model):
     sum_value = models.FloatField(default=0.0)
     sum_sq_value = models.FloatField(default=0.0)
     sum_value_success = models.FloatField(default=0.0)
+    model_importance = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Permutation importance in the active batch model (rise in log-loss when the feature is "
+        "shuffled); on the rows with strategy_type '*', as the batch model serves all strategies.",
+    )
     last_updated = models.DateTimeField()
 
     class Meta:
@@ -244,3 +250,144 @@ class FeatureImportance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.feature_name} ({self.strategy_type})"
+
+
+class ModelKind(models.TextChoices):
+    ONLINE = "online", "Online ensemble"
+    BATCH = "batch", "Batch model"
+
+
+class ModelVersion(models.Model):
+    """One trained model, serialized with skops, with what is needed to load, compare and audit it.
+
+    At most one version per kind is active: that one serves predictions, and the online update
+    continues learning from the active online version. `replaced` remembers the version that was
+    active before this one was activated, so a roll-back returns to it.
+    """
+
+    kind = models.CharField(max_length=8, choices=ModelKind.choices)
+    sequence = models.PositiveIntegerField(help_text="Number of this version among its kind.")
+    version = models.CharField(max_length=32, unique=True)
+    artifact = models.BinaryField(help_text="skops bytes of the model state (never pickle).")
+    sha256 = models.CharField(max_length=64)
+    sklearn_version = models.CharField(max_length=32)
+    feature_schema = models.JSONField(help_text="Names and order of the features, with the schema version.")
+    samples_seen = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Batch: scores on the validation window. Online: per learner and for the ensemble, "
+        "scores on its recent outcomes, each scored before the model learned it.",
+    )
+    validation_window = models.JSONField(
+        default=dict, blank=True, help_text="Exit times and size of the trades the metrics were measured on."
+    )
+    feature_importance = models.JSONField(
+        default=dict, blank=True, help_text="Batch: permutation importance (rise in log-loss) per feature."
+    )
+    trained_through_record_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The newest training record id this model had learned from."
+    )
+    trained_through_exit_time = models.DateTimeField(
+        null=True, blank=True, help_text="The latest exit time of the trades it learned from."
+    )
+    is_interim = models.BooleanField(
+        default=False,
+        help_text="An online checkpoint written at the end of an update between milestones; the next "
+        "checkpoint replaces it, so only milestones accumulate.",
+    )
+    replaced = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The version that was active before this one was activated.",
+    )  # fmt: skip
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "ml_model_versions"
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(active=True), name="model_version_one_active_per_kind"
+            ),
+            models.UniqueConstraint(fields=["kind", "sequence"], name="model_version_unique_sequence"),
+        ]
+        indexes = [models.Index(fields=["kind", "created_at"], name="ml_model_version_kind_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.version}{' (active)' if self.active else ''}"
+
+
+class TrainingExample(models.Model):
+    """A labelled feature vector added through the API: not a trade (no prices), never aggregated.
+
+    The next online update learns it and sets `learned_at`.
+    """
+
+    features = models.JSONField(help_text="Feature name to value, in the model feature schema.")
+    target = models.BooleanField(help_text="True when the example is a net profit.")
+    symbol = models.CharField(max_length=32)
+    source = models.CharField(max_length=32, default="api")
+    created_at = models.DateTimeField(auto_now_add=True)
+    learned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "ml_training_examples"
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["id"], condition=models.Q(learned_at__isnull=True), name="ml_examples_pending_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"example {self.pk} {self.symbol} {'win' if self.target else 'loss'}"
+
+
+class OnlineLearningState(models.Model):
+    """The one row that serialises online updates (it is locked by each) and what they have learned.
+
+    Records are learned in id order up to `trained_through_record_id`. An id passed over because
+    its transaction had not committed yet, or because its exit was not before the update's
+    `as_of`, is kept in `deferred_record_ids` (id → when it was deferred) and learned later.
+    """
+
+    trained_through_record_id = models.BigIntegerField(default=0)
+    deferred_record_ids = models.JSONField(default=dict, blank=True)
+    samples_learned = models.BigIntegerField(default=0)
+    records_skipped = models.BigIntegerField(
+        default=0, help_text="Records whose features do not fit the feature schema (never zero-filled)."
+    )
+    updates = models.PositiveIntegerField(default=0, help_text="Online updates that learned anything.")
+    last_update_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "ml_online_state"
+        verbose_name = "online learning state"
+        verbose_name_plural = "online learning state"
+
+    def __str__(self) -> str:
+        return f"online learning through record {self.trained_through_record_id}"
+
+
+class LearningLease(models.Model):
+    """A named lease that keeps a long job (the batch retrain) single-flight across processes.
+
+    Claimed with a conditional UPDATE, so no transaction stays open while a model trains; it
+    expires after the task time limit, so a killed worker does not block the job for ever.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "ml_learning_leases"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'held by ' + self.holder if self.holder else 'free'})"
