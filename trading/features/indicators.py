@@ -115,7 +115,7 @@ def compute_indicators(frame: pd.DataFrame) -> pd.DataFrame:
     features["realized_vol_24"] = log_returns.rolling(REALIZED_VOL_WINDOW, min_periods=REALIZED_VOL_WINDOW).std().to_numpy()
 
     hour = (open_time.hour.to_numpy() + open_time.minute.to_numpy() / 60.0) * (2 * np.pi / 24)
-    weekday = open_time.weekday.to_numpy() * (2 * np.pi / 7)
+    weekday = open_time.day_of_week.to_numpy() * (2 * np.pi / 7)
     features["hour_sin"], features["hour_cos"] = np.sin(hour), np.cos(hour)
     features["weekday_sin"], features["weekday_cos"] = np.sin(weekday), np.cos(weekday)
 
