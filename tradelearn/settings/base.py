@@ -167,3 +167,22 @@ LEARNING_MAX_POSITION_SIZE = env_float("LEARNING_MAX_POSITION_SIZE", 0.05, minim
 # A signal is taken only when its expected net return per trade exceeds this fraction.
 LEARNING_MIN_EXPECTED_PNL_PCT = env_float("LEARNING_MIN_EXPECTED_PNL_PCT", 0.0)
 LEARNING_RETENTION_DAYS = env_int("LEARNING_RETENTION_DAYS", 730, minimum=1)
+
+# --- Trading ----------------------------------------------------------------------------------
+TRADING_SYMBOLS = env_list("TRADING_SYMBOLS", ["BTCUSDT", "ETHUSDT"])
+TRADING_TIMEFRAME = env_str("TRADING_TIMEFRAME", "1h")
+TRADING_EXCHANGE = env_str("TRADING_EXCHANGE", "binance")
+# A technical score (in [-1, 1]) must cross this to fire a signal.
+TRADING_SIGNAL_THRESHOLD = env_float("TRADING_SIGNAL_THRESHOLD", 0.5, minimum=0.0, maximum=1.0)
+# Raw technical confidence = 0.5 + span × strength: a prior that calibration corrects.
+TRADING_CONFIDENCE_SPAN = env_float("TRADING_CONFIDENCE_SPAN", 0.2, minimum=0.0, maximum=0.5)
+# The seed's blend: 0.6 technical, 0.4 model.
+TRADING_MODEL_WEIGHT = env_float("TRADING_MODEL_WEIGHT", 0.4, minimum=0.0, maximum=1.0)
+TRADING_STOP_ATR_MULTIPLE = env_float("TRADING_STOP_ATR_MULTIPLE", 2.0, minimum=0.1)
+TRADING_TARGET_ATR_MULTIPLE = env_float("TRADING_TARGET_ATR_MULTIPLE", 3.0, minimum=0.1)
+# Size of baseline trades (no learning) and of shadow trades, as a fraction of equity.
+TRADING_BASELINE_POSITION_SIZE = env_float("TRADING_BASELINE_POSITION_SIZE", 0.02, minimum=0.0, maximum=1.0)
+TRADING_STARTING_BALANCE = env_str("TRADING_STARTING_BALANCE", "10000")
+# Replay's learning cadence: the online update after this many closed trades; retrain weekly.
+REPLAY_ONLINE_UPDATE_EVERY = env_int("REPLAY_ONLINE_UPDATE_EVERY", 10, minimum=1)
+REPLAY_RETRAIN_EVERY_DAYS = env_int("REPLAY_RETRAIN_EVERY_DAYS", 7, minimum=1)

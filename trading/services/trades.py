@@ -1,6 +1,8 @@
 """Paper trade services: open under the account's risk limits, manage exits candle by candle, close into learning."""
 import logging
 import math
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -364,8 +366,23 @@ def _trade_outcome(trade: PaperTrade, account: PaperAccount) -> TradeOutcome:
     )
 
 
+_updates_deferred: ContextVar[bool] = ContextVar("model_updates_deferred", default=False)
+
+
+@contextmanager
+def model_updates_deferred():
+    """Within this block closes queue no model update: a replay drives the updates on its own cadence."""
+    token = _updates_deferred.set(True)
+    try:
+        yield
+    finally:
+        _updates_deferred.reset(token)
+
+
 def _queue_model_update() -> None:
     """Queue the online model update after a close commits, once learning provides the task."""
+    if _updates_deferred.get():
+        return
     try:
         from learning.tasks import learning_online_update_queue
     except ModuleNotFoundError as error:

@@ -1,0 +1,56 @@
+"""The technical signal: direction and strength from RSI, MACD, momentum and trend, on closed candles.
+
+Each component is scaled by the candle's ATR% so the signal means the same on every symbol,
+squashed into [-1, 1], and averaged. A signal fires when the score crosses its threshold
+(not on every candle it stays beyond it), so one move gives one entry.
+"""
+import math
+from dataclasses import dataclass
+
+from django.conf import settings
+
+STRATEGY_TYPE = "trend_momentum"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TechnicalSignal:
+    side: str  # "long" | "short"
+    strength: float  # |score| in [0, 1]
+    confidence: float  # the raw confidence handed to learning, in [0.5, 1]
+
+
+def technical_score(features: dict[str, float]) -> float:
+    """The signed score in [-1, 1]: positive leans long, negative short."""
+    atr = max(features["atr_pct"], 1e-6)
+    components = (
+        (features["rsi_14"] - 50.0) / 50.0,
+        math.tanh(features["macd_hist_pct"] / (0.1 * atr)),
+        math.tanh(features["roc_12"] / (math.sqrt(12) * atr)),
+        math.tanh(features["sma_50_dist"] / (5 * atr)),
+    )
+    return sum(components) / len(components)
+
+
+def technical_signal(features: dict[str, float], previous: dict[str, float] | None) -> TechnicalSignal | None:
+    """The signal at this candle's close, or None; `previous` is the prior candle's features."""
+    threshold = settings.TRADING_SIGNAL_THRESHOLD
+    score = technical_score(features)
+    if abs(score) < threshold:
+        return None
+    if previous is not None and abs(technical_score(previous)) >= threshold and (technical_score(previous) > 0) == (score > 0):
+        return None  # still beyond the threshold since an earlier candle: that move was signalled already
+    strength = min(1.0, abs(score))
+    return TechnicalSignal(
+        side="long" if score > 0 else "short",
+        strength=strength,
+        # A raw prior, not a promise: calibration against outcomes corrects it as trades close.
+        confidence=0.5 + settings.TRADING_CONFIDENCE_SPAN * strength,
+    )
+
+
+def combined_confidence(technical: float, model_probability: float | None) -> float:
+    """The seed's blend of technical confidence and model probability (weights from settings)."""
+    if model_probability is None:
+        return technical
+    weight = settings.TRADING_MODEL_WEIGHT
+    return (1.0 - weight) * technical + weight * model_probability
