@@ -1,6 +1,8 @@
 """Settings shared by every run mode, read strictly from the environment."""
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from tradelearn.env import (
     env_bool,
     env_cache,
@@ -167,6 +169,23 @@ LEARNING_MAX_POSITION_SIZE = env_float("LEARNING_MAX_POSITION_SIZE", 0.05, minim
 # A signal is taken only when its expected net return per trade exceeds this fraction.
 LEARNING_MIN_EXPECTED_PNL_PCT = env_float("LEARNING_MIN_EXPECTED_PNL_PCT", 0.0)
 LEARNING_RETENTION_DAYS = env_int("LEARNING_RETENTION_DAYS", 730, minimum=1)
+# Models: the online ensemble learns in mini-batches and keeps a checkpoint version every N samples.
+LEARNING_ONLINE_BATCH_SIZE = env_int("LEARNING_ONLINE_BATCH_SIZE", 256, minimum=1)
+LEARNING_CHECKPOINT_EVERY = env_int("LEARNING_CHECKPOINT_EVERY", 500, minimum=1)
+LEARNING_BATCH_MODEL_KIND = env_str("LEARNING_BATCH_MODEL_KIND", "hgb")
+# The seed's blend of the batch model and the online ensemble; "adaptive" also weights each model
+# by its recent log-loss on outcomes it had not been trained on.
+LEARNING_HYBRID_BATCH_WEIGHT = env_float("LEARNING_HYBRID_BATCH_WEIGHT", 0.7, minimum=0.0)
+LEARNING_HYBRID_ONLINE_WEIGHT = env_float("LEARNING_HYBRID_ONLINE_WEIGHT", 0.3, minimum=0.0)
+LEARNING_HYBRID_WEIGHTING = env_str("LEARNING_HYBRID_WEIGHTING", "fixed")
+# How often a process looks for a newly activated model version, in seconds.
+LEARNING_MODEL_RECHECK_SECONDS = env_float("LEARNING_MODEL_RECHECK_SECONDS", 1.0, minimum=0.0)
+LEARNING_MAX_EXAMPLES_PER_REQUEST = env_int("LEARNING_MAX_EXAMPLES_PER_REQUEST", 1000, minimum=1)
+for _name, _allowed in (("LEARNING_BATCH_MODEL_KIND", ("hgb", "logistic")), ("LEARNING_HYBRID_WEIGHTING", ("fixed", "adaptive"))):
+    if globals()[_name] not in _allowed:
+        raise ImproperlyConfigured(f"{_name}={globals()[_name]!r} must be one of {', '.join(_allowed)}.")
+if LEARNING_HYBRID_BATCH_WEIGHT + LEARNING_HYBRID_ONLINE_WEIGHT <= 0:
+    raise ImproperlyConfigured("LEARNING_HYBRID_BATCH_WEIGHT and LEARNING_HYBRID_ONLINE_WEIGHT must not both be 0.")
 
 # --- Trading ----------------------------------------------------------------------------------
 TRADING_SYMBOLS = env_list("TRADING_SYMBOLS", ["BTCUSDT", "ETHUSDT"])
