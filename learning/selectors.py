@@ -1,20 +1,27 @@
-"""Reads of the learning store: strategy insights and the learning summary."""
+"""Reads of the learning store: strategy insights, the learning summary, online and hybrid model status."""
 import math
 from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+from kombu import Connection
 
 from learning import stats
 from learning.models import (
     FeatureImportance,
+    LearningLease,
     MarketRegimeStats,
+    ModelVersion,
+    OnlineLearningState,
     PositionSizing,
     SignalQuality,
     StrategyPerformance,
     SystemType,
+    TrainingExample,
     TrainingRecord,
 )
 
@@ -204,4 +211,126 @@ def get_learning_summary() -> dict:
             model._meta.db_table: model.objects.count()
             for model in (TrainingRecord, StrategyPerformance, SignalQuality, MarketRegimeStats, PositionSizing, FeatureImportance)
         },
+    }
+
+
+# --- Models ---------------------------------------------------------------------------------
+
+RETRAIN_TASK = "learning.tasks.batch_retrain_task"
+BROKER_CHECK_TIMEOUT_SECONDS = 1.0
+
+
+def _version_summary(version) -> dict:
+    return {
+        "id": version.pk,
+        "version": version.version,
+        "kind": version.kind,
+        "samples_seen": version.samples_seen,
+        "metrics": version.metrics,
+        "validation_window": version.validation_window,
+        "trained_through_record_id": version.trained_through_record_id,
+        "trained_through_exit_time": version.trained_through_exit_time,
+        "sklearn_version": version.sklearn_version,
+        "feature_schema_version": version.feature_schema.get("version"),
+        "created_at": version.created_at,
+        "activated_at": version.activated_at,
+    }
+
+
+def _active_versions() -> dict:
+    return {version.kind: version for version in ModelVersion.objects.defer("artifact").filter(active=True)}
+
+
+def _pending_learning() -> dict[str, int]:
+    """Records and examples the next online update would look at (schema misfits included)."""
+    state = OnlineLearningState.objects.first()
+    watermark = state.trained_through_record_id if state else 0
+    deferred = [int(record_id) for record_id in state.deferred_record_ids] if state else []
+    records = TrainingRecord.objects.filter(Q(id__gt=watermark) | Q(id__in=deferred)).count()
+    return {"records": records, "examples": TrainingExample.objects.filter(learned_at__isnull=True).count()}
+
+
+def online_stats() -> dict:
+    """Per online learner: samples seen, updates and recent scores on outcomes it had not seen yet."""
+    version = _active_versions().get("online")
+    state = OnlineLearningState.objects.first()
+    metrics = version.metrics if version else {}
+    ensemble = metrics.get("ensemble", {})
+    return {
+        "version": version.version if version else None,
+        "version_id": version.pk if version else None,
+        "checkpointed_at": version.created_at if version else None,
+        "samples_seen": version.samples_seen if version else 0,
+        "updates": ensemble.get("updates", 0),
+        "models": {
+            name: {
+                "samples_seen": scores.get("samples_seen", 0),
+                "updates": scores.get("updates", 0),
+                "recent": {key: scores.get(key) for key in ("n", "accuracy", "log_loss", "brier", "roc_auc")},
+            }
+            for name, scores in metrics.items()
+        },
+        "pending": _pending_learning(),
+        "records_skipped": state.records_skipped if state else 0,
+        "last_update_at": state.last_update_at if state else None,
+    }
+
+
+def _next_run(task_name: str):
+    """When django-celery-beat will next run an enabled periodic task, or None if it is not scheduled."""
+    periodic = PeriodicTask.objects.filter(task=task_name, enabled=True).order_by("pk").first()
+    if periodic is None:
+        return None
+    now = timezone.now()
+    if periodic.start_time and periodic.start_time > now:
+        return periodic.start_time
+    remaining = periodic.schedule.remaining_estimate(periodic.last_run_at or now)
+    return max(now, now + remaining)
+
+
+def _database_health() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as error:
+        return {"status": "unavailable", "error": str(error)}
+    return {"status": "ok", "vendor": connection.vendor}
+
+
+def _broker_health() -> dict:
+    url = settings.CELERY_BROKER_URL
+    if not url:
+        return {"status": "not configured", "detail": "no CELERY_BROKER_URL: tasks run in-process"}
+    try:
+        with Connection(url, connect_timeout=BROKER_CHECK_TIMEOUT_SECONDS) as broker:
+            broker.ensure_connection(max_retries=1, timeout=BROKER_CHECK_TIMEOUT_SECONDS)
+    except Exception as error:  # noqa: BLE001 - kombu raises transport-specific errors; any means unreachable
+        return {"status": "unavailable", "error": f"{type(error).__name__}: {error}"}
+    return {"status": "ok"}
+
+
+def hybrid_status() -> dict:
+    """Active versions and their metrics, last and next retrain, record counts, database and broker health."""
+    active = _active_versions()
+    lease = LearningLease.objects.filter(name="batch_retrain").first()
+    return {
+        "active_versions": {kind: _version_summary(version) for kind, version in sorted(active.items())},
+        "weighting": {
+            "method": settings.LEARNING_HYBRID_WEIGHTING,
+            "batch_weight": settings.LEARNING_HYBRID_BATCH_WEIGHT,
+            "online_weight": settings.LEARNING_HYBRID_ONLINE_WEIGHT,
+        },
+        "last_retrain": {
+            "started_at": lease.last_started_at if lease else None,
+            "finished_at": lease.last_finished_at if lease else None,
+            "running": bool(lease and lease.holder and lease.expires_at and lease.expires_at > timezone.now()),
+            **(lease.last_result if lease else {}),
+        },
+        "next_retrain": _next_run(RETRAIN_TASK),
+        "records": {
+            "training_records": TrainingRecord.objects.count(),
+            "training_examples": TrainingExample.objects.count(),
+            "pending": _pending_learning(),
+        },
+        "health": {"database": _database_health(), "broker": _broker_health()},
     }
