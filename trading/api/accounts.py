@@ -6,7 +6,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from learning.models import MONEY
-from trading.api.trades import ERRORS
 from trading.models import PaperAccount
 from trading.services.accounts import account_figures, account_pause, account_resume
 
@@ -53,7 +52,7 @@ def _detail(account: PaperAccount) -> Response:
 
 
 class AccountDetailApi(APIView):
-    @extend_schema(responses={200: AccountDetailOutputSerializer, 404: ERRORS[404]})
+    @extend_schema(responses=AccountDetailOutputSerializer)
     def get(self, request, pk: int):
         return _detail(get_object_or_404(PaperAccount, pk=pk))
 
@@ -61,7 +60,7 @@ class AccountDetailApi(APIView):
 class AccountPauseApi(APIView):
     """Pause the account: it keeps managing its open trades to their exits but opens nothing."""
 
-    @extend_schema(request=None, responses={200: AccountDetailOutputSerializer, 401: ERRORS[401], 404: ERRORS[404]})
+    @extend_schema(request=None, responses=AccountDetailOutputSerializer)
     def post(self, request, pk: int):
         return _detail(account_pause(account_id=get_object_or_404(PaperAccount, pk=pk).pk))
 
@@ -69,6 +68,6 @@ class AccountPauseApi(APIView):
 class AccountResumeApi(APIView):
     """Let a paused account open trades again."""
 
-    @extend_schema(request=None, responses={200: AccountDetailOutputSerializer, 401: ERRORS[401], 404: ERRORS[404]})
+    @extend_schema(request=None, responses=AccountDetailOutputSerializer)
     def post(self, request, pk: int):
         return _detail(account_resume(account_id=get_object_or_404(PaperAccount, pk=pk).pk))

@@ -10,24 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from learning.models import PRICE
+from tradelearn.api.schema import ErrorSerializer
 from tradelearn.api.pagination import NewestFirstCursorPagination
 from trading import execution
 from trading.models import PaperTrade, SignalDecision
 from trading.services.trades import TradeNotOpen, trade_close_manual, trade_position
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The API's one error shape (tradelearn.api.errors), for the schema."""
-
-    message = serializers.CharField()
-    extra = serializers.DictField(help_text='Field messages under "fields" for a 400.')
-
-
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid input; messages per field in extra.fields."),
-    401: OpenApiResponse(ErrorSerializer, description="Writes need a token or a session."),
-    404: OpenApiResponse(ErrorSerializer, description="No such object."),
-}
 
 
 class TradeAlreadyClosed(APIException):
@@ -87,7 +74,7 @@ class TradeListApi(generics.ListAPIView):
 
 
 class TradeDetailApi(APIView):
-    @extend_schema(responses={200: TradeDetailOutputSerializer, 404: ERRORS[404]})
+    @extend_schema(responses=TradeDetailOutputSerializer)
     def get(self, request, pk: int):
         trade = get_object_or_404(PaperTrade.objects.select_related("account"), pk=pk)
         return Response(TradeDetailOutputSerializer(_with_active_stop(trade)).data)
@@ -104,7 +91,6 @@ class TradeCloseApi(APIView):
         request=InputSerializer,
         responses={
             200: TradeDetailOutputSerializer,
-            **ERRORS,
             409: OpenApiResponse(ErrorSerializer, description="The trade is already closed."),
         },
     )
