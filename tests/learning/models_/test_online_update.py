@@ -1,0 +1,143 @@
+"""online_update: learns each record once, in order, respecting as_of, skipping misfits, checkpointing."""
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from learning.models import ModelVersion, OnlineLearningState, TrainingExample
+from learning.services.models import ExampleInput, online_update, training_examples_add
+from learning.services import store_trade_outcomes
+from tests.factories import TradeOutcomeFactory
+from tests.learning.models_.conftest import START, learnable_features, store_learnable
+
+pytestmark = pytest.mark.django_db
+
+
+def online_versions():
+    return list(ModelVersion.objects.filter(kind="online").order_by("sequence"))
+
+
+def test_learns_only_records_not_learned_yet():
+    store_learnable(40)
+    first = online_update()
+    assert (first.learned, first.samples_seen, first.version) == (40, 40, "online-0001")
+    assert set(first.metrics) == {"sgd", "pa", "mlp", "ensemble"}
+
+    again = online_update()
+    assert again.learned == 0 and again.samples_seen == 40 and again.version == "online-0001"
+
+    store_learnable(25, seed=1, start=START + timedelta(days=30))
+    third = online_update()
+    assert (third.learned, third.samples_seen) == (25, 65)
+    assert OnlineLearningState.objects.get().samples_learned == 65
+
+
+def test_shadow_trades_and_both_systems_are_learned():
+    store_learnable(10, seed=2, is_shadow=True, system_type="profit_scraping")
+    store_learnable(10, seed=3, system_type="paper_trading")
+    assert online_update().learned == 20
+
+
+def test_as_of_learns_only_trades_closed_before_it_then_the_rest_later():
+    outcomes = store_learnable(30)
+    as_of = outcomes[20].exit_time
+    result = online_update(as_of=as_of)
+    assert result.learned == 20
+    assert ModelVersion.objects.get(active=True, kind="online").trained_through_exit_time < as_of
+    assert online_update(as_of=outcomes[-1].exit_time + timedelta(minutes=1)).learned == 10
+    assert online_update().learned == 0
+
+
+def test_records_whose_features_do_not_fit_the_schema_are_skipped_and_counted():
+    store_trade_outcomes(outcomes=TradeOutcomeFactory.build_batch(5))  # the demo's 3-feature kind of record
+    store_learnable(12)
+    result = online_update()
+    assert (result.learned, result.skipped, result.samples_seen) == (12, 5, 12)
+    assert OnlineLearningState.objects.get().records_skipped == 5
+    assert online_update().skipped == 0
+
+
+def test_only_misfits_write_no_version():
+    store_trade_outcomes(outcomes=TradeOutcomeFactory.build_batch(3))
+    result = online_update()
+    assert (result.learned, result.skipped, result.version) == (0, 3, None)
+    assert not ModelVersion.objects.exists()
+
+
+def test_added_examples_are_learned_once_and_marked():
+    rows, wins = learnable_features(6, seed=4)
+    training_examples_add(examples=[ExampleInput(features=f, target=bool(w), symbol="BTCUSDT") for f, w in zip(rows, wins)])
+    store_learnable(4)
+    assert online_update().learned == 10
+    assert not TrainingExample.objects.filter(learned_at__isnull=True).exists()
+    assert online_update().learned == 0
+
+
+def test_max_records_bounds_one_update(settings):
+    store_learnable(30)
+    assert online_update(max_records=12).learned == 12
+    assert online_update(max_records=100).learned == 18
+
+
+def test_checkpoints_every_n_samples_and_keeps_only_the_latest_interim(settings):
+    settings.LEARNING_CHECKPOINT_EVERY = 20
+    settings.LEARNING_ONLINE_BATCH_SIZE = 8
+    store_learnable(50)
+    result = online_update()
+    assert result.samples_seen == 50
+    versions = online_versions()
+    # Milestones at 20 and 40 samples are kept; the end of the update (50) is the interim tip.
+    assert [(v.samples_seen, v.is_interim, v.active) for v in versions] == [(20, False, False), (40, False, False), (50, True, True)]
+    assert versions[-1].replaced == versions[1]
+
+    store_learnable(5, seed=9, start=START + timedelta(days=30))
+    online_update()
+    versions = online_versions()
+    # The new tip replaced the old one, which is gone; roll-back still leads to the last milestone.
+    assert [(v.samples_seen, v.is_interim) for v in versions] == [(20, False), (40, False), (55, True)]
+    assert versions[-1].replaced == versions[1]
+
+
+def test_a_record_committed_late_behind_the_watermark_is_learned_next_time():
+    store_learnable(10)
+    assert online_update().learned == 10
+    # Simulate a store whose transaction had taken an id and not committed when the update ran.
+    state = OnlineLearningState.objects.get()
+    late = store_learnable(1, seed=5, start=START + timedelta(days=40))
+    late_id = state.trained_through_record_id + 1
+    state.trained_through_record_id = late_id + 3
+    state.deferred_record_ids = {str(late_id): timezone.now().isoformat()}
+    state.save()
+    assert late and online_update().learned == 1
+
+
+def test_as_of_must_be_aware():
+    with pytest.raises(Exception, match="as_of"):
+        online_update(as_of=START.replace(tzinfo=None))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_updates_never_learn_a_record_twice():
+    store_learnable(60)
+    results, errors = [], []
+
+    def update():
+        try:
+            for _ in range(3):
+                results.append(online_update(max_records=15))
+        except Exception as error:  # surfaced below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=update) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sum(result.learned for result in results) == 60
+    assert ModelVersion.objects.get(kind="online", active=True).samples_seen == 60
+    assert OnlineLearningState.objects.get().samples_learned == 60
