@@ -16,11 +16,15 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import pandas as pd
 from django.conf import settings
 
 from learning.services import get_signal_recommendation
 from learning.types import SignalContext
+from learning.ml.schema import FEATURE_SCHEMA
 from trading import execution
+from trading.features.builder import build_features
+from trading.features.indicators import TECHNICAL_FEATURES
 from trading.marketdata.naming import timeframe_ms
 from trading.models import PaperAccount, PaperTrade, SignalDecision
 from trading.services.trades import TradeNotOpen, trade_close, trade_open, trade_position
@@ -66,6 +70,42 @@ class TickResult:
     opened: int = 0
     closed: int = 0
     decided: int = 0
+
+
+class BarSource:
+    """The bars of one symbol's candle history, features computed once over the whole frame (causally)."""
+
+    def __init__(self, *, symbol: str, timeframe: str, frame: pd.DataFrame):
+        features = build_features(frame)
+        self.symbol, self.timeframe = symbol, timeframe
+        self.times = frame.index
+        self._ready = features["ready"].to_numpy()
+        self._matrix = features[list(TECHNICAL_FEATURES)].to_numpy()
+        self._market = features["market_regime"].to_numpy()
+        self._volatility = features["volatility_regime"].to_numpy()
+        self._prices = frame[["open", "high", "low", "close"]].to_numpy()
+
+    def _features(self, row: int) -> dict[str, float] | None:
+        if row < 0 or not self._ready[row]:
+            return None
+        return dict(zip(TECHNICAL_FEATURES, self._matrix[row].tolist()))
+
+    def bar(self, row: int) -> Bar:
+        # repr gives the shortest string that round-trips, so a price read as 36787.42 stays exactly that.
+        open_, high, low, close = (Decimal(repr(value)) for value in self._prices[row].tolist())
+        return Bar(
+            symbol=self.symbol,
+            timeframe=self.timeframe,
+            open_time=self.times[row].to_pydatetime(),
+            open=open_,
+            high=high,
+            low=low,
+            close=close,
+            features=self._features(row),
+            previous_features=self._features(row - 1),
+            market_regime=self._market[row],
+            volatility_regime=self._volatility[row],
+        )
 
 
 def _decimal(value: float | None) -> Decimal | None:
@@ -211,7 +251,7 @@ class TradingEngine:
         if self.use_model:
             from learning.services.models import hybrid_predict
 
-            prediction = hybrid_predict(features={name: features[name] for name in _schema_names()})
+            prediction = hybrid_predict(features={name: features[name] for name in FEATURE_SCHEMA.names})
             if prediction.model_probabilities:
                 model_probability = prediction.probability
                 model_versions = {kind: version for kind, version in prediction.versions.items() if version}
@@ -264,9 +304,3 @@ class TradingEngine:
         )
         self._pending[bar.symbol].append(decision)
         return 1
-
-
-def _schema_names() -> tuple[str, ...]:
-    from learning.ml.schema import FEATURE_SCHEMA
-
-    return FEATURE_SCHEMA.names

@@ -7,7 +7,6 @@ ensemble after every few closed trades, the batch model every simulated week, ea
 """
 import logging
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,9 +16,7 @@ import pandas as pd
 from django.conf import settings
 from tqdm import tqdm
 
-from trading.engine import Bar, TradingEngine
-from trading.features.builder import build_features
-from trading.features.indicators import TECHNICAL_FEATURES
+from trading.engine import BarSource, TradingEngine
 from trading.marketdata.naming import timeframe_ms
 from trading.models import PaperAccount, PaperTrade
 from trading.services.trades import model_updates_deferred
@@ -75,11 +72,6 @@ def account_summary(account: PaperAccount) -> AccountSummary:
     )
 
 
-def _decimals(values: np.ndarray) -> list[Decimal]:
-    # repr gives the shortest string that round-trips, so a price read as 36787.42 stays exactly that.
-    return [Decimal(repr(float(value))) for value in values]
-
-
 def replay(
     *,
     engines: list[TradingEngine],
@@ -98,52 +90,24 @@ def replay(
     step = timedelta(milliseconds=timeframe_ms(timeframe))
     started = time.perf_counter()
 
-    series = {}
-    for symbol, frame in frames.items():
-        features = build_features(frame)
-        window = (frame.index >= start) & (frame.index <= end)
-        ready = features["ready"].to_numpy()
-        matrix = features[list(TECHNICAL_FEATURES)].to_numpy()
-        series[symbol] = {
-            "times": frame.index[window],
-            "rows": np.flatnonzero(window),
-            "ready": ready,
-            "matrix": matrix,
-            "market": features["market_regime"].to_numpy(),
-            "volatility": features["volatility_regime"].to_numpy(),
-            "prices": {name: frame[name].to_numpy() for name in ("open", "high", "low", "close")},
-        }
-    timeline = sorted(set().union(*(set(s["times"]) for s in series.values()))) if series else []
-    positions = {symbol: dict(zip(s["times"], s["rows"])) for symbol, s in series.items()}
+    sources = {symbol: BarSource(symbol=symbol, timeframe=timeframe, frame=frame) for symbol, frame in frames.items()}
+    rows = {
+        symbol: {moment: row for row, moment in enumerate(source.times) if start <= moment <= end}
+        for symbol, source in sources.items()
+    }
+    timeline = sorted(set().union(*(set(by_time) for by_time in rows.values())))
 
     summary = ReplaySummary()
     closes_since_update = 0
     last_retrain: datetime | None = None
-    context = model_updates_deferred() if learning else nullcontext()
-    with context:
+    # Closes don't queue model updates during a replay: it drives them on its own cadence below.
+    with model_updates_deferred():
         for moment in tqdm(timeline, desc="replay", unit="candle", disable=not progress, mininterval=1.0):
-            for symbol, s in series.items():
-                row = positions[symbol].get(moment)
+            for symbol, source in sources.items():
+                row = rows[symbol].get(moment)
                 if row is None:
                     continue
-                features = dict(zip(TECHNICAL_FEATURES, s["matrix"][row].tolist())) if s["ready"][row] else None
-                previous = (
-                    dict(zip(TECHNICAL_FEATURES, s["matrix"][row - 1].tolist())) if row > 0 and s["ready"][row - 1] else None
-                )
-                open_, high, low, close = _decimals(np.array([s["prices"][n][row] for n in ("open", "high", "low", "close")]))
-                bar = Bar(
-                    symbol=symbol,
-                    timeframe=timeframe,
-                    open_time=moment.to_pydatetime(),
-                    open=open_,
-                    high=high,
-                    low=low,
-                    close=close,
-                    features=features,
-                    previous_features=previous,
-                    market_regime=s["market"][row],
-                    volatility_regime=s["volatility"][row],
-                )
+                bar = source.bar(row)
                 for engine in engines:
                     result = engine.on_candle_close(bar)
                     closes_since_update += result.closed

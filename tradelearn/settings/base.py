@@ -188,9 +188,11 @@ if LEARNING_HYBRID_BATCH_WEIGHT + LEARNING_HYBRID_ONLINE_WEIGHT <= 0:
     raise ImproperlyConfigured("LEARNING_HYBRID_BATCH_WEIGHT and LEARNING_HYBRID_ONLINE_WEIGHT must not both be 0.")
 
 # --- Trading ----------------------------------------------------------------------------------
+# Live trading fetches these ccxt markets; candles are stored (and replayed) as e.g. BTCUSDT.
+TRADING_EXCHANGE = env_str("TRADING_EXCHANGE", "binanceusdm")
+TRADING_MARKETS = env_list("TRADING_MARKETS", ["BTC/USDT:USDT", "ETH/USDT:USDT"])
 TRADING_SYMBOLS = env_list("TRADING_SYMBOLS", ["BTCUSDT", "ETHUSDT"])
 TRADING_TIMEFRAME = env_str("TRADING_TIMEFRAME", "1h")
-TRADING_EXCHANGE = env_str("TRADING_EXCHANGE", "binance")
 # A technical score (in [-1, 1]) must cross this to fire a signal.
 TRADING_SIGNAL_THRESHOLD = env_float("TRADING_SIGNAL_THRESHOLD", 0.5, minimum=0.0, maximum=1.0)
 # Raw technical confidence = 0.5 + span × strength: a prior that calibration corrects.
