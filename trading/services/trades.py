@@ -333,7 +333,8 @@ def trades_process_candle(
             closed.append(trade_close(trade=trade, exit_time=fill.time, exit_price=fill.price, exit_reason=fill.kind))
             continue
         best_price = execution.after_candle(position, candle).best_price
-        if best_price != trade.best_price:
+        # Only breakeven and trailing stops read the best price; other trades skip the write.
+        if best_price != trade.best_price and (trade.trailing_stop_pct or trade.breakeven_trigger_pct):
             trade.best_price = best_price
             trade.save(update_fields=["best_price"])
     return closed
@@ -380,16 +381,10 @@ def model_updates_deferred():
 
 
 def _queue_model_update() -> None:
-    """Queue the online model update after a close commits, once learning provides the task."""
-    if _updates_deferred.get():
-        return
-    try:
-        from learning.tasks import learning_online_update_queue
-    except ModuleNotFoundError as error:
-        if error.name != "learning.tasks":
-            raise  # a broken import inside learning.tasks is a bug, not a missing task
-        logger.debug("learning.tasks does not exist yet: no online model update queued")
-        return
+    """Queue the online model update; run by on_commit, so it never sees an uncommitted close."""
+    # Imported when needed: learning.tasks loads the Celery app, which importing trading need not.
+    from learning.tasks import learning_online_update_queue
+
     learning_online_update_queue()
 
 

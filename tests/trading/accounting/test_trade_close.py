@@ -193,13 +193,6 @@ def test_the_model_update_is_queued_after_commit_once_per_close(django_capture_o
     assert calls == [1]
 
 
-def test_without_learning_tasks_the_hook_does_nothing(monkeypatch, caplog):
-    monkeypatch.setitem(sys.modules, "learning.tasks", None)  # an import of it raises ModuleNotFoundError
-    caplog.set_level("DEBUG", logger="trading.services.trades")
-    trade_services._queue_model_update()
-    assert "no online model update queued" in caplog.text
-
-
 def test_closing_twice_is_refused_and_stores_nothing_more():
     account = PaperAccountFactory()
     trade = opened_at(account, "BTCUSDT", "2022-02-28T22:00")
