@@ -1,0 +1,106 @@
+"""batch_retrain: time-ordered training, champion/challenger on one validation window, importance, single-flight."""
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from learning.ml.schema import FEATURE_SCHEMA
+from learning.models import FeatureImportance, LearningLease, ModelVersion
+from learning.services import store_trade_outcomes
+from learning.services.models import (
+    ALL_STRATEGIES,
+    RETRAIN_ALREADY_RUNNING,
+    RETRAIN_LEASE,
+    _lease_acquire,
+    _lease_release,
+    batch_retrain,
+)
+from tests.factories import TradeOutcomeFactory
+from tests.learning.models_.conftest import START, learnable_outcomes, store_learnable
+
+pytestmark = pytest.mark.django_db
+
+
+def store_noise(n_trades: int, *, seed: int) -> None:
+    """Trades whose outcome has nothing to do with their features."""
+    outcomes = learnable_outcomes(n_trades, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    shuffled = rng.permutation([o.features for o in outcomes])
+    store_trade_outcomes(outcomes=[o.__class__(**{**o.__dict__, "features": f}) for o, f in zip(outcomes, shuffled)])
+
+
+def test_the_first_version_is_activated_and_learns_the_signal():
+    store_learnable(200)
+    result = batch_retrain()
+    assert (result.version, result.activated, result.champion_metrics) == ("batch-0001", True, None)
+    assert result.reason == "activated: no batch version was active"
+    assert result.metrics["log_loss"] < 0.65 and result.metrics["roc_auc"] > 0.7
+
+    version = ModelVersion.objects.get(version="batch-0001")
+    assert version.active and version.sha256 and version.feature_schema == FEATURE_SCHEMA.as_dict()
+    assert version.samples_seen == 200 and version.validation_window["size"] == 40
+    assert version.validation_window["train_end"] < version.validation_window["start"]
+    importance = {row.feature_name: row.model_importance for row in FeatureImportance.objects.filter(strategy_type=ALL_STRATEGIES)}
+    assert set(importance) == set(FEATURE_SCHEMA.names)
+    assert max(importance, key=importance.get) in ("roc_4", "atr_pct")
+
+
+def test_a_challenger_that_does_not_beat_the_champion_on_the_same_window_stays_inactive():
+    store_learnable(200)
+    batch_retrain()
+    again = batch_retrain()
+    assert again.version == "batch-0002" and not again.activated
+    assert again.champion_metrics["n"] == again.metrics["n"]
+    assert again.reason.startswith("kept batch-0001")
+    assert ModelVersion.objects.get(active=True, kind="batch").version == "batch-0001"
+
+
+def test_a_better_challenger_replaces_a_champion_trained_on_noise():
+    store_noise(90, seed=1)
+    assert batch_retrain().activated
+    store_learnable(300, seed=2, start=START + timedelta(days=30))
+    result = batch_retrain()
+    assert result.activated, result.reason
+    assert result.metrics["log_loss"] < result.champion_metrics["log_loss"]
+    assert "beats batch-0001" in result.reason
+    new = ModelVersion.objects.get(active=True, kind="batch")
+    assert new.version == "batch-0002" and new.replaced.version == "batch-0001"
+
+
+def test_as_of_trains_only_on_trades_closed_before_it():
+    outcomes = store_learnable(200)
+    as_of = outcomes[150].exit_time
+    result = batch_retrain(as_of=as_of)
+    version = ModelVersion.objects.get(version=result.version)
+    assert version.samples_seen == 150 and version.trained_through_exit_time < as_of
+
+
+def test_too_few_records_or_one_class_write_no_version():
+    store_learnable(30)
+    store_trade_outcomes(outcomes=TradeOutcomeFactory.build_batch(3))
+    result = batch_retrain()
+    assert (result.version, result.activated) == (None, False)
+    assert result.reason == "too few records: 30 usable (3 skipped: features do not fit schema v1), at least 70 are needed"
+
+    wins = [o for o in learnable_outcomes(400, seed=3) if o.net_pnl > 0][:100]
+    store_trade_outcomes(outcomes=wins)
+    assert "both are needed" in batch_retrain().reason
+    assert not ModelVersion.objects.exists()
+
+
+def test_a_second_retrain_returns_at_once_while_one_runs():
+    store_learnable(100)
+    token = _lease_acquire(RETRAIN_LEASE)
+    result = batch_retrain()
+    assert (result.version, result.reason) == (None, RETRAIN_ALREADY_RUNNING)
+    _lease_release(RETRAIN_LEASE, token, {})
+    assert batch_retrain().activated
+    lease = LearningLease.objects.get(name=RETRAIN_LEASE)
+    assert lease.holder == "" and lease.last_result["version"] == "batch-0001"
+
+
+def test_a_lease_left_by_a_killed_worker_expires(settings):
+    store_learnable(100)
+    settings.CELERY_TASK_TIME_LIMIT = 0
+    _lease_acquire(RETRAIN_LEASE)
+    assert batch_retrain().activated
