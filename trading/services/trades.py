@@ -382,6 +382,8 @@ def model_updates_deferred():
 
 def _queue_model_update() -> None:
     """Queue the online model update; run by on_commit, so it never sees an uncommitted close."""
+    if _updates_deferred.get():
+        return
     # Imported when needed: learning.tasks loads the Celery app, which importing trading need not.
     from learning.tasks import learning_online_update_queue
 

@@ -193,6 +193,16 @@ def test_the_model_update_is_queued_after_commit_once_per_close(django_capture_o
     assert calls == [1]
 
 
+def test_a_replay_can_defer_model_updates(django_capture_on_commit_callbacks, monkeypatch):
+    calls = []
+    monkeypatch.setitem(sys.modules, "learning.tasks", types.SimpleNamespace(learning_online_update_queue=lambda: calls.append(1)))
+    account = PaperAccountFactory()
+    opened_at(account, "BTCUSDT", "2022-02-28T22:00", take_profit_price=Decimal("42500"))
+    with trade_services.model_updates_deferred(), django_capture_on_commit_callbacks(execute=True):
+        run(account, "BTCUSDT", "2022-02-28T22:00", "2022-02-28T22:00")
+    assert calls == [] and TrainingRecord.objects.count() == 1
+
+
 def test_closing_twice_is_refused_and_stores_nothing_more():
     account = PaperAccountFactory()
     trade = opened_at(account, "BTCUSDT", "2022-02-28T22:00")
