@@ -20,6 +20,7 @@ import pandas as pd
 from django.conf import settings
 
 from learning.services import get_signal_recommendation
+from learning.services.models import hybrid_predict
 from learning.types import SignalContext
 from learning.ml.schema import FEATURE_SCHEMA
 from trading import execution
@@ -68,7 +69,8 @@ class Proposal:
 @dataclass
 class TickResult:
     opened: int = 0
-    closed: int = 0
+    closed: int = 0  # real trades closed
+    outcomes: int = 0  # outcomes handed to learning: real and shadow closes
     decided: int = 0
 
 
@@ -132,6 +134,14 @@ class TradingEngine:
             self._pending[decision.symbol].append(decision)
 
     # -- the strategy ------------------------------------------------------------------------
+    def prepare(self, *, symbol: str, timeframe: str, frame: pd.DataFrame) -> None:
+        """Take a symbol's whole candle frame before a run, to precompute what `propose` reads, vectorised.
+
+        The replay calls it once per symbol; a live tick does not, so an engine must also work
+        without it. The frame may reach past the candle being decided: whatever `propose` reads
+        at candle t must come from rows up to t only. The paper strategy needs nothing beyond `Bar`.
+        """
+
     def propose(self, bar: Bar) -> Proposal | None:
         signal = technical_signal(bar.features, bar.previous_features)
         if signal is None:
@@ -149,7 +159,7 @@ class TradingEngine:
     def on_candle_close(self, bar: Bar) -> TickResult:
         result = TickResult()
         result.opened = self._fill_pending(bar)
-        result.closed = self._manage_exits(bar)
+        result.closed, result.outcomes = self._manage_exits(bar)
         result.decided = self._decide(bar)
         return result
 
@@ -206,8 +216,8 @@ class TradingEngine:
             decision.save(update_fields=["reason"])
         return result.trade
 
-    def _manage_exits(self, bar: Bar) -> int:
-        still_open, closed = [], 0
+    def _manage_exits(self, bar: Bar) -> tuple[int, int]:
+        still_open, closed, outcomes = [], 0, 0
         for trade in self._open[bar.symbol]:
             if trade.entry_time > bar.open_time:
                 still_open.append(trade)
@@ -225,10 +235,11 @@ class TradingEngine:
             try:
                 trade_close(trade=trade, exit_time=fill.time, exit_price=fill.price, exit_reason=fill.kind)
                 closed += not trade.is_shadow
+                outcomes += 1
             except TradeNotOpen:
                 logger.info("%s was closed elsewhere (manual close?); dropping it", trade)
         self._open[bar.symbol] = still_open
-        return closed
+        return closed, outcomes
 
     def _decide(self, bar: Bar) -> int:
         if bar.features is None:
@@ -249,8 +260,6 @@ class TradingEngine:
         }
         model_probability, model_versions = None, {}
         if self.use_model:
-            from learning.services.models import hybrid_predict
-
             prediction = hybrid_predict(features={name: features[name] for name in FEATURE_SCHEMA.names})
             if prediction.model_probabilities:
                 model_probability = prediction.probability

@@ -16,6 +16,7 @@ import pandas as pd
 from django.conf import settings
 from tqdm import tqdm
 
+from learning.services.models import batch_retrain, online_update
 from trading.engine import BarSource, TradingEngine
 from trading.marketdata.naming import timeframe_ms
 from trading.models import PaperAccount, PaperTrade
@@ -81,16 +82,24 @@ def replay(
     end: datetime,
     learning: bool = True,
     online_update_every: int | None = None,
-    retrain_every: timedelta | None = None,
+    retrain_every: int | None = None,
     progress: bool = True,
 ) -> ReplaySummary:
-    """Run `engines` over `frames` (symbol → OHLCV frame, history before `start` used as warm-up)."""
+    """Run `engines` over `frames` (symbol → OHLCV frame, history before `start` used as warm-up).
+
+    The online models learn after every `online_update_every` outcomes, the batch model is
+    retrained after every `retrain_every` outcomes (real and shadow closes), both as of the
+    current candle's close.
+    """
     online_update_every = online_update_every or settings.REPLAY_ONLINE_UPDATE_EVERY
-    retrain_every = retrain_every or timedelta(days=settings.REPLAY_RETRAIN_EVERY_DAYS)
+    retrain_every = retrain_every or settings.REPLAY_RETRAIN_EVERY
     step = timedelta(milliseconds=timeframe_ms(timeframe))
     started = time.perf_counter()
 
     sources = {symbol: BarSource(symbol=symbol, timeframe=timeframe, frame=frame) for symbol, frame in frames.items()}
+    for symbol, frame in frames.items():
+        for engine in engines:
+            engine.prepare(symbol=symbol, timeframe=timeframe, frame=frame)
     rows = {
         symbol: {moment: row for row, moment in enumerate(source.times) if start <= moment <= end}
         for symbol, source in sources.items()
@@ -98,8 +107,7 @@ def replay(
     timeline = sorted(set().union(*(set(by_time) for by_time in rows.values())))
 
     summary = ReplaySummary()
-    closes_since_update = 0
-    last_retrain: datetime | None = None
+    since_update = since_retrain = 0
     # Closes don't queue model updates during a replay: it drives them on its own cadence below.
     with model_updates_deferred():
         for moment in tqdm(timeline, desc="replay", unit="candle", disable=not progress, mininterval=1.0):
@@ -109,24 +117,20 @@ def replay(
                     continue
                 bar = source.bar(row)
                 for engine in engines:
-                    result = engine.on_candle_close(bar)
-                    closes_since_update += result.closed
+                    outcomes = engine.on_candle_close(bar).outcomes
+                    since_update += outcomes
+                    since_retrain += outcomes
                 summary.candles += 1
             if not learning:
                 continue
             as_of = moment.to_pydatetime() + step  # this candle's close: its exits are known now
-            if closes_since_update >= online_update_every:
-                from learning.services.models import online_update
-
+            if since_update >= online_update_every:
                 online_update(as_of=as_of)
                 summary.model_updates += 1
-                closes_since_update = 0
-            if last_retrain is None or as_of - last_retrain >= retrain_every:
-                from learning.services.models import batch_retrain
-
-                if batch_retrain(as_of=as_of).version is not None:
-                    summary.retrains += 1
-                last_retrain = as_of
+                since_update = 0
+            if since_retrain >= retrain_every:
+                summary.retrains += batch_retrain(as_of=as_of).version is not None
+                since_retrain = 0
 
     summary.seconds = time.perf_counter() - started
     summary.accounts = [account_summary(engine.account) for engine in engines]
