@@ -7,16 +7,20 @@ so they are read-only here, with an action that rebuilds them from the records.
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models.functions import Length
 
 from learning.models import (
     FeatureImportance,
     MarketRegimeStats,
+    ModelVersion,
     PositionSizing,
     SignalQuality,
     StrategyPerformance,
+    TrainingExample,
     TrainingRecord,
 )
 from learning.services.aggregates import OutcomeFacts, aggregates_rebuild
+from learning.services.models import model_version_activate, model_version_rollback
 from learning.services.outcomes import (
     store_trade_outcome,
     training_record_correct,
@@ -152,3 +156,88 @@ class FeatureImportanceAdmin(AggregateAdmin):
     list_filter = ("strategy_type",)
     search_fields = ("feature_name", "strategy_type")
     ordering = ("-importance_score",)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    """Versions are written by training; here they are audited, activated and rolled back (via the services)."""
+
+    list_display = (
+        "version", "kind", "active", "samples_seen", "log_loss", "accuracy", "is_interim", "created_at", "activated_at",
+        "sklearn_version", "artifact_size",
+    )  # fmt: skip
+    list_filter = ("kind", "active", "is_interim", "sklearn_version")
+    search_fields = ("version", "sha256", "note")
+    date_hierarchy = "created_at"
+    exclude = ("artifact",)
+    readonly_fields = tuple(
+        field.name for field in ModelVersion._meta.get_fields() if getattr(field, "concrete", False) and field.name not in ("artifact", "note")
+    ) + ("artifact_size",)
+    actions = ("activate", "roll_back")
+    list_per_page = 100
+
+    def get_queryset(self, request):
+        # The artifact is loaded only to be checked, never to list or show a row.
+        return super().get_queryset(request).defer("artifact").annotate(artifact_bytes=Length("artifact"))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not (obj and obj.active)
+
+    @admin.display(description="log-loss")
+    def log_loss(self, obj):
+        return _headline_metric(obj, "log_loss")
+
+    @admin.display(description="accuracy")
+    def accuracy(self, obj):
+        return _headline_metric(obj, "accuracy")
+
+    @admin.display(description="artifact size")
+    def artifact_size(self, obj):
+        return f"{obj.artifact_bytes / 1024:,.1f} KiB"
+
+    @admin.action(description="Activate the selected version", permissions=["change"])
+    def activate(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
+            return
+        try:
+            version = model_version_activate(version_id=queryset.get().pk)
+        except ValidationError as error:
+            self.message_user(request, "; ".join(error.messages), messages.ERROR)
+            return
+        self.message_user(request, f"{version.version} is now the active {version.kind} version.", messages.SUCCESS)
+
+    @admin.action(description="Roll back to the previously active version (of the selected kinds)", permissions=["change"])
+    def roll_back(self, request, queryset):
+        for kind in sorted(set(queryset.values_list("kind", flat=True))):
+            try:
+                version = model_version_rollback(kind=kind)
+            except ValidationError as error:
+                self.message_user(request, "; ".join(error.messages), messages.ERROR)
+                continue
+            self.message_user(request, f"Rolled {kind} back to {version.version}.", messages.SUCCESS)
+
+
+def _headline_metric(version: ModelVersion, name: str):
+    # Batch versions store flat validation scores; online ones per learner, with the ensemble's.
+    scores = version.metrics.get("ensemble", version.metrics) if version.metrics else {}
+    value = scores.get(name)
+    return None if value is None else round(value, 4)
+
+
+@admin.register(TrainingExample)
+class TrainingExampleAdmin(admin.ModelAdmin):
+    """Examples come from the API and are learned by the next online update; they can be audited and deleted."""
+
+    list_display = ("id", "symbol", "target", "source", "created_at", "learned_at")
+    list_filter = ("target", "source", ("learned_at", admin.EmptyFieldListFilter))
+    search_fields = ("symbol", "source")
+    date_hierarchy = "created_at"
+    readonly_fields = ("features", "target", "symbol", "source", "created_at", "learned_at")
+    list_per_page = 100
+
+    def has_add_permission(self, request):
+        return False
