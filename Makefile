@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 PYTHON ?= $(shell for p in python3.12 python3.13 python3 $$HOME/.pyenv/versions/3.12*/bin/python3 $$HOME/.pyenv/versions/3.13*/bin/python3; do \
 	$$p -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: venv run test bench migrate lint
+ENGINES ?= paper
+
+.PHONY: venv run test bench migrate
 
 $(VENV)/.installed: requirements.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed (none found)."; exit 1; }
@@ -21,7 +23,8 @@ migrate: venv
 
 # The main job (embedded default: SQLite under var/, no broker).
 run: migrate
-	$(PY) manage.py import_outcomes data/demo/outcomes.csv
+	$(PY) manage.py import_candles data/candles/*.csv --exchange binanceusdm
+	$(PY) manage.py replay --engines $(ENGINES) --from 2022-01-15 --to 2023-12-31 --skip-done
 	$(PY) manage.py learning_summary
 
 # The whole suite on PostgreSQL (and Redis where a test needs it).

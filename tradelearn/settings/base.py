@@ -204,6 +204,6 @@ TRADING_TARGET_ATR_MULTIPLE = env_float("TRADING_TARGET_ATR_MULTIPLE", 3.0, mini
 # Size of baseline trades (no learning) and of shadow trades, as a fraction of equity.
 TRADING_BASELINE_POSITION_SIZE = env_float("TRADING_BASELINE_POSITION_SIZE", 0.02, minimum=0.0, maximum=1.0)
 TRADING_STARTING_BALANCE = env_str("TRADING_STARTING_BALANCE", "10000")
-# Replay's learning cadence: the online update after this many closed trades; retrain weekly.
+# Replay's learning cadence, in outcomes (real and shadow closes) since the last update.
 REPLAY_ONLINE_UPDATE_EVERY = env_int("REPLAY_ONLINE_UPDATE_EVERY", 10, minimum=1)
-REPLAY_RETRAIN_EVERY_DAYS = env_int("REPLAY_RETRAIN_EVERY_DAYS", 7, minimum=1)
+REPLAY_RETRAIN_EVERY = env_int("REPLAY_RETRAIN_EVERY", 200, minimum=1)

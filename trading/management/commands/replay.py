@@ -43,12 +43,14 @@ class Command(BaseCommand):
         parser.add_argument("--candles-dir", help="read SYMBOL-TIMEFRAME.csv files here instead of the database")
         parser.add_argument("--account-prefix", default="replay")
         parser.add_argument("--reset", action="store_true", help="delete the replay accounts' trades and decisions first")
+        parser.add_argument("--skip-done", action="store_true", help="leave an account that has replayed already as it is")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
         if options["verbosity"] < 2:
             # One line per fill and exit is useful live; over years of candles it drowns the summary.
-            logging.getLogger("trading.services").setLevel(logging.WARNING)
+            for name in ("trading.services", "learning.services"):
+                logging.getLogger(name).setLevel(logging.WARNING)
         symbols = [symbol.strip().upper() for symbol in options["symbols"].split(",") if symbol.strip()]
         start, end = parse_day(options["start"]), parse_day(options["end"]) + timedelta(days=1) - timedelta(microseconds=1)
         if end < start:
@@ -83,6 +85,9 @@ class Command(BaseCommand):
                 account.delete()
                 account = None
             if account and SignalDecision.objects.filter(account=account).exists():
+                if options["skip_done"]:
+                    self.stdout.write(f"{account_name} has replayed already; left as it is (--reset starts it again).")
+                    continue
                 raise CommandError(f"Account {account_name} has replayed already; pass --reset to start it again.")
             if account is None:
                 account = account_create(
@@ -92,6 +97,8 @@ class Command(BaseCommand):
                 )
             engines.append(engine_class(account=account, use_learning=not options["no_learning"]))
 
+        if not engines:
+            return
         summary = replay(
             engines=engines,
             frames=frames,
