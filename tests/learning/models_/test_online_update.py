@@ -141,3 +141,16 @@ def test_concurrent_updates_never_learn_a_record_twice():
     assert sum(result.learned for result in results) == 60
     assert ModelVersion.objects.get(kind="online", active=True).samples_seen == 60
     assert OnlineLearningState.objects.get().samples_learned == 60
+
+
+def test_the_fast_feature_path_agrees_with_the_schema():
+    from learning.ml.schema import FEATURE_SCHEMA
+    from learning.services.models import _schema_vector
+
+    features = learnable_features(1, seed=8)[0][0]
+    assert (_schema_vector(features) == FEATURE_SCHEMA.vector(features)).all()
+    flagged = {**features, "is_profit_scraping": True}
+    assert (_schema_vector(flagged) == FEATURE_SCHEMA.vector(flagged)).all()
+    assert _schema_vector({**features, "rsi_14": float("nan")}) is None
+    assert _schema_vector({**features, "moon_phase": 1.0}) is None
+    assert _schema_vector({name: value for name, value in features.items() if name != "side"}) is None
