@@ -1,0 +1,38 @@
+"""Profit scraping writes: storing each recompute's price levels."""
+from decimal import Decimal
+
+from django.db import transaction
+
+from scraping.levels import LevelSet
+from scraping.models import PriceLevel
+from trading.execution import PRICE_QUANTUM
+
+
+@transaction.atomic
+def price_levels_replace(*, symbol: str, timeframe: str, level_set: LevelSet) -> int:
+    """Store one recompute's levels, replacing any set stored for the same last candle; returns how many.
+
+    Levels are a pure function of the candles, so a rerun (a second replay, a redelivered tick)
+    computes the same set: replacing it keeps one copy, whoever wrote it.
+    """
+    computed_at = level_set.computed_at.to_pydatetime()
+    PriceLevel.objects.filter(symbol=symbol, timeframe=timeframe, computed_at=computed_at).delete()
+    created = PriceLevel.objects.bulk_create(
+        [
+            PriceLevel(
+                symbol=symbol,
+                timeframe=timeframe,
+                computed_at=computed_at,
+                price=Decimal(repr(row["price"])).quantize(PRICE_QUANTUM),
+                kind=row["kind"],
+                touches=row["touches"],
+                bounces=row["bounces"],
+                bounce_rate=row["bounce_rate"],
+                last_test_time=row["last_test_time"],
+                strength=row["strength"],
+                magnets=row["magnets"],
+            )
+            for row in level_set.rows()
+        ]
+    )
+    return len(created)
