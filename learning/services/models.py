@@ -773,10 +773,6 @@ class _ActiveModels:
                     self._lock.release()
         return self._predictor
 
-    def loaded(self) -> dict[str, _Loaded]:
-        self.predictor()
-        return dict(self._loaded)
-
     def _refresh(self) -> None:
         try:
             active = {kind: (pk, sha256) for pk, kind, sha256 in ModelVersion.objects.filter(active=True).values_list("id", "kind", "sha256")}
@@ -852,7 +848,3 @@ def hybrid_predict(*, features: Mapping[str, float]) -> HybridPrediction:
         raise ValidationError(_schema_messages(error)) from None
     return _active_models.predictor().predict(x)
 
-
-def active_models_loaded() -> dict[str, dict]:
-    """Which versions this process serves now (after a re-check), for status pages."""
-    return {kind: {"id": loaded.version_id, "version": loaded.version} for kind, loaded in _active_models.loaded().items()}
