@@ -249,7 +249,7 @@ class LevelHistory:
         candidates: list[tuple[str, float]] = []
         now = pd.Timestamp(self.times[last], tz="UTC")
         times = self.times[first : last + 1]
-        for name, start in (("day", now.floor("D") - pd.Timedelta(days=1)), ("week", now.floor("D") - pd.Timedelta(days=now.dayofweek + 7))):
+        for name, start in (("day", now.floor("D") - pd.Timedelta(days=1)), ("week", now.floor("D") - pd.Timedelta(days=now.day_of_week + 7))):
             end = start + (pd.Timedelta(days=1) if name == "day" else pd.Timedelta(days=7))
             inside = (times >= start.value) & (times < end.value)
             if inside.any():
