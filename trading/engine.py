@@ -28,7 +28,7 @@ from trading.features.builder import build_features
 from trading.features.indicators import TECHNICAL_FEATURES
 from trading.marketdata.naming import timeframe_ms
 from trading.models import PaperAccount, PaperTrade, SignalDecision
-from trading.services.trades import TradeNotOpen, trade_close, trade_open, trade_position
+from trading.services.trades import TradeNotOpen, trade_manage_exit, trade_open
 from trading.signals import STRATEGY_TYPE, combined_confidence, technical_signal
 
 logger = logging.getLogger(__name__)
@@ -222,22 +222,16 @@ class TradingEngine:
             if trade.entry_time > bar.open_time:
                 still_open.append(trade)
                 continue
-            position = trade_position(trade=trade, account=self.account)
-            fill = execution.check_exit(position, bar)
-            if fill is None:
-                best_price = execution.after_candle(position, bar).best_price
-                # Only trailing and breakeven stops read the best price; other trades skip the write.
-                if best_price != trade.best_price and (trade.trailing_stop_pct or trade.breakeven_trigger_pct):
-                    trade.best_price = best_price
-                    trade.save(update_fields=["best_price"])
-                still_open.append(trade)
-                continue
             try:
-                trade_close(trade=trade, exit_time=fill.time, exit_price=fill.price, exit_reason=fill.kind)
-                closed += not trade.is_shadow
-                outcomes += 1
+                exited = trade_manage_exit(trade=trade, account=self.account, candle=bar)
             except TradeNotOpen:
                 logger.info("%s was closed elsewhere (manual close?); dropping it", trade)
+                continue
+            if exited is None:
+                still_open.append(trade)
+                continue
+            closed += not trade.is_shadow
+            outcomes += 1
         self._open[bar.symbol] = still_open
         return closed, outcomes
 

@@ -88,6 +88,10 @@ class Aggregate:
         """A filter on training records wide enough to contain every record of this key."""
         raise NotImplementedError
 
+    def derived_rows(self):
+        """The rows a rebuild replaces: all of them, unless the table also holds rows from elsewhere."""
+        return self.model.objects.all()
+
     def new_row(self, key: tuple):
         return self.model(**dict(zip(self.key_fields, key)))
 
@@ -255,6 +259,10 @@ class FeatureImportanceAggregate(Aggregate):
     model = FeatureImportance
     key_fields = ("feature_name", "strategy_type")
 
+    def derived_rows(self):
+        # Rows for all strategies ("*") hold the batch model's importance, not a fold of records.
+        return self.model.objects.exclude(strategy_type=MODEL_IMPORTANCE_STRATEGY)
+
     def keys(self, facts):
         return [(name, facts.strategy_type) for name, _ in _numeric_features(facts.features)]
 
@@ -296,6 +304,9 @@ def position_size(*, win_rate: float, payoff_ratio: float) -> float:
     size = settings.LEARNING_KELLY_FRACTION * kelly
     return min(max(size, settings.LEARNING_MIN_POSITION_SIZE), settings.LEARNING_MAX_POSITION_SIZE)
 
+
+# FeatureImportance rows under this strategy name hold the batch model's permutation importance.
+MODEL_IMPORTANCE_STRATEGY = "*"
 
 # The fixed order in which tables are updated is also the order their rows are locked in.
 AGGREGATES: tuple[Aggregate, ...] = (
@@ -397,7 +408,7 @@ def aggregates_rebuild() -> dict[str, int]:
     now = timezone.now()
     states: dict[Aggregate, dict] = {aggregate: {} for aggregate in AGGREGATES}
     for aggregate in AGGREGATES:
-        aggregate.model.objects.all().delete()
+        aggregate.derived_rows().delete()
     for facts in _records_in_order():
         for aggregate in AGGREGATES:
             _fold(aggregate, states[aggregate], (facts,))

@@ -33,6 +33,7 @@ from learning.models import (
     TrainingExample,
     TrainingRecord,
 )
+from learning.services.aggregates import MODEL_IMPORTANCE_STRATEGY
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ ONLINE_STATE_PK = 1
 RETRAIN_LEASE = "batch_retrain"
 RETRAIN_ALREADY_RUNNING = "retrain already running"
 # FeatureImportance rows of the batch model, which serves every strategy at once.
-ALL_STRATEGIES = "*"
+ALL_STRATEGIES = MODEL_IMPORTANCE_STRATEGY  # the rows a rebuild of the record statistics leaves alone
 # A record id passed over because its transaction had not committed yet is looked for again for
 # this long; an id still missing after that belonged to a rolled-back or deleted record.
 DEFERRED_GAP_GRACE = timedelta(hours=1)

@@ -138,6 +138,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two models call their choice field `kind`; name each enum after what it is.
+    "ENUM_NAME_OVERRIDES": {
+        "ModelKindEnum": "learning.models.ModelKind",
+        "PriceLevelKindEnum": "scraping.models.PriceLevel.Kind",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -327,17 +327,27 @@ def trades_process_candle(
     account = _lock_account(account.pk)
     closed = []
     for trade in open_trades.select_for_update(of=("self",)).order_by("pk"):
-        position = trade_position(trade=trade, account=account)
-        fill = execution.check_exit(position, candle)
-        if fill is not None:
-            closed.append(trade_close(trade=trade, exit_time=fill.time, exit_price=fill.price, exit_reason=fill.kind))
-            continue
-        best_price = execution.after_candle(position, candle).best_price
-        # Only breakeven and trailing stops read the best price; other trades skip the write.
-        if best_price != trade.best_price and (trade.trailing_stop_pct or trade.breakeven_trigger_pct):
-            trade.best_price = best_price
-            trade.save(update_fields=["best_price"])
+        exited = trade_manage_exit(trade=trade, account=account, candle=candle)
+        if exited is not None:
+            closed.append(exited)
     return closed
+
+
+def trade_manage_exit(*, trade: PaperTrade, account: PaperAccount, candle: execution.CandleLike) -> PaperTrade | None:
+    """Close `trade` if `candle` exits it (returning the closed trade); otherwise take the candle into its best price.
+
+    The one place an open trade meets a candle: trades_process_candle and the engine both use it.
+    """
+    position = trade_position(trade=trade, account=account)
+    fill = execution.check_exit(position, candle)
+    if fill is not None:
+        return trade_close(trade=trade, exit_time=fill.time, exit_price=fill.price, exit_reason=fill.kind)
+    best_price = execution.after_candle(position, candle).best_price
+    # Only breakeven and trailing stops read the best price; other trades skip the write.
+    if best_price != trade.best_price and (trade.trailing_stop_pct or trade.breakeven_trigger_pct):
+        trade.best_price = best_price
+        trade.save(update_fields=["best_price"])
+    return None
 
 
 def _trade_outcome(trade: PaperTrade, account: PaperAccount) -> TradeOutcome:

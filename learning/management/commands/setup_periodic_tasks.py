@@ -1,17 +1,21 @@
-"""Create the learning schedule in django-celery-beat's tables; running it again changes nothing."""
+"""Create every app's default schedule in django-celery-beat's tables; running it again changes nothing."""
+import importlib
+import importlib.util
 import json
 
+from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-# The default schedule. Once created, the rows are edited in the admin; --reset restores these.
-DEFAULT_SCHEDULE = (
-    ("learning: online update", "learning.tasks.online_update_task", {"interval": {"every": 5, "period": IntervalSchedule.MINUTES}}),
-    ("learning: batch retrain", "learning.tasks.batch_retrain_task", {"crontab": {"minute": "15", "hour": "2"}}),
-    ("learning: prune training data", "learning.tasks.prune_training_data_task", {"crontab": {"minute": "45", "hour": "3"}}),
-    ("learning: rebuild learning stats", "learning.tasks.rebuild_learning_stats_task", {"crontab": {"minute": "30", "hour": "4", "day_of_week": "0"}}),
-)
+
+def default_schedule() -> list[tuple[str, str, dict]]:
+    """`PERIODIC_TASKS` of every installed app's `schedule` module (so learning need not know the engines)."""
+    schedule = []
+    for app in apps.get_app_configs():
+        if importlib.util.find_spec(f"{app.name}.schedule") is not None:
+            schedule.extend(importlib.import_module(f"{app.name}.schedule").PERIODIC_TASKS)
+    return schedule
 
 
 def _schedule(spec: dict) -> dict:
@@ -25,7 +29,7 @@ def _schedule(spec: dict) -> dict:
 
 
 class Command(BaseCommand):
-    help = "Create the periodic learning tasks (online update, retrain, prune, stats rebuild); idempotent."
+    help = "Create the periodic tasks (learning: update, retrain, prune, rebuild; trading: candles and ticks); idempotent."
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -35,7 +39,7 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         created = reset = kept = 0
-        for name, task, spec in DEFAULT_SCHEDULE:
+        for name, task, spec in default_schedule():
             existing = PeriodicTask.objects.select_for_update().filter(name=name).first()
             if existing is None:
                 PeriodicTask.objects.create(name=name, task=task, args=json.dumps([]), kwargs=json.dumps({}), **_schedule(spec))
@@ -47,4 +51,4 @@ class Command(BaseCommand):
                 reset += 1
             else:
                 kept += 1  # an operator's edits in the admin survive a re-deploy
-        self.stdout.write(self.style.SUCCESS(f"Periodic learning tasks: {created} created, {reset} reset, {kept} kept."))
+        self.stdout.write(self.style.SUCCESS(f"Periodic tasks: {created} created, {reset} reset, {kept} kept."))

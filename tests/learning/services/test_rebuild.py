@@ -44,3 +44,18 @@ def test_rebuild_equals_incremental_after_thousands_of_random_outcomes():
 
     call_command("rebuild_learning_stats", stdout=open("/dev/null", "w"))
     assert snapshot() == incremental
+
+
+def test_rebuild_keeps_the_batch_models_importance_rows():
+    from django.utils import timezone
+
+    from learning.models import FeatureImportance
+    from learning.services.aggregates import MODEL_IMPORTANCE_STRATEGY
+
+    store_trade_outcomes(outcomes=TradeOutcomeFactory.build_batch(20))
+    FeatureImportance.objects.create(
+        feature_name="rsi_14", strategy_type=MODEL_IMPORTANCE_STRATEGY, model_importance=0.12, last_updated=timezone.now()
+    )
+    call_command("rebuild_learning_stats", stdout=open("/dev/null", "w"))
+    assert FeatureImportance.objects.get(strategy_type=MODEL_IMPORTANCE_STRATEGY).model_importance == 0.12
+    assert FeatureImportance.objects.exclude(strategy_type=MODEL_IMPORTANCE_STRATEGY).count() > 0
