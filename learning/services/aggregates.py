@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Model, Q
+from django.db.models import FloatField, IntegerField, Model, Q
 from django.utils import timezone
 
 from learning import stats
@@ -351,7 +351,16 @@ def _update_rows(aggregate: Aggregate, rows: list) -> None:
     fields = [model._meta.get_field(name) for name in aggregate.value_fields()]
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
     sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
-    params = [[field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields] + [row.pk] for row in rows]
+    # Plain numbers go to the driver as they are; only Decimal, JSON and datetime columns need preparing.
+    prepare = [None if isinstance(field, (FloatField, IntegerField)) else field for field in fields]
+    params = [
+        [
+            getattr(row, field.attname) if preparer is None else preparer.get_db_prep_save(getattr(row, field.attname), connection)
+            for field, preparer in zip(fields, prepare)
+        ]
+        + [row.pk]
+        for row in rows
+    ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
 

@@ -1,4 +1,5 @@
 """Model services: online updates, batch retraining with champion/challenger, model versions, hybrid prediction."""
+import copy
 import heapq
 import logging
 import math
@@ -400,7 +401,9 @@ def _online_update_chunk(*, as_of: datetime | None, limit: int) -> _ChunkResult:
         version = _checkpoint(ensemble=ensemble, active=active, milestone=milestone, learned=learned)
         state.updates += 1
         state.last_update_at = now
+        served = copy.deepcopy(ensemble)  # the trainer goes on learning; predictions use this snapshot
         transaction.on_commit(lambda: _trainer_cache.put(version.pk, ensemble))
+        transaction.on_commit(lambda: _active_models.adopt(version=version, model=served))
     elif active is not None:
         transaction.on_commit(lambda: _trainer_cache.put(active.pk, ensemble))
 
@@ -773,6 +776,18 @@ class _ActiveModels:
                 finally:
                     self._lock.release()
         return self._predictor
+
+    def adopt(self, *, version: ModelVersion, model) -> None:
+        """Serve a model this process just saved as `version` without reading its artifact back.
+
+        An online update in a replay saves a checkpoint every few trades; loading each again
+        from its skops bytes cost more than the update itself.
+        """
+        with self._lock:
+            self._loaded[version.kind] = _Loaded(
+                version_id=version.pk, sha256=version.sha256, version=version.version, model=model, log_loss=None
+            )
+            self._predictor = self._build()
 
     def _refresh(self) -> None:
         try:
