@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "learning",
     "trading",
     "scraping",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,6 @@
+"""App config of the dashboard."""
+from django.apps import AppConfig
+
+
+class DashboardConfig(AppConfig):
+    name = "dashboard"

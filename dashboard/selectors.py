@@ -1,0 +1,489 @@
+"""Dashboard reads: every figure is aggregated in the database, so a page costs the same number of queries at any size."""
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.expressions import RowRange
+from django.db.models.functions import Cast, Floor, Least, TruncDate
+
+from learning.buckets import BUCKET_COUNT, bucket_label
+from learning.models import (
+    FeatureImportance,
+    MarketRegimeStats,
+    ModelKind,
+    ModelVersion,
+    Side,
+    SignalQuality,
+    TrainingRecord,
+)
+from learning.services.aggregates import MODEL_IMPORTANCE_STRATEGY
+from trading.execution import MONEY_QUANTUM
+from trading.models import Candle, PaperAccount, PaperTrade, SignalDecision
+
+# The rolling win rate spans this many days that had outcomes (rows, so SQLite computes it too).
+ROLLING_DAYS = 30
+RECENT_DECISIONS = 25
+MODEL_VERSIONS_SHOWN = 20
+TOP_FEATURES = 15
+OPEN_TRADES_SHOWN = 50
+METRIC_NAMES = ("n", "log_loss", "brier", "accuracy", "roc_auc", "ece")
+
+CLOSED_REAL = Q(is_shadow=False, status=PaperTrade.Status.CLOSED)
+OPEN_REAL = Q(is_shadow=False, status=PaperTrade.Status.OPEN)
+PNL = {"max_digits": 40, "decimal_places": 20}
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+class WindowSum(Func):
+    """SUM(...) OVER a window, of a per-group aggregate: Django's Sum refuses an aggregate argument."""
+
+    function = "SUM"
+    window_compatible = True
+
+
+# --- Learning progress ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DailyOutcomes:
+    system_type: str
+    day: date
+    outcomes: int
+    wins: int
+    shadow: int
+    rolling_outcomes: int
+    rolling_wins: int
+
+    @property
+    def win_rate(self) -> float | None:
+        return _rate(self.wins, self.outcomes)
+
+    @property
+    def rolling_win_rate(self) -> float | None:
+        return _rate(self.rolling_wins, self.rolling_outcomes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystemTotals:
+    system_type: str
+    outcomes: int
+    wins: int
+    shadow: int
+
+    @property
+    def win_rate(self) -> float | None:
+        return _rate(self.wins, self.outcomes)
+
+
+def learning_progress(*, rolling_days: int = ROLLING_DAYS) -> list[DailyOutcomes]:
+    """Labelled outcomes (taken and shadow) per system and UTC exit day, with a rolling win rate."""
+    rolling = {
+        "partition_by": [F("system_type")],
+        "order_by": F("day").asc(),
+        "frame": RowRange(start=-(rolling_days - 1), end=0),
+    }
+    rows = (
+        TrainingRecord.objects.annotate(day=TruncDate("exit_time"))
+        .values("system_type", "day")
+        .annotate(
+            outcomes=Count("id"),
+            wins=Count("id", filter=Q(success=True)),
+            shadow=Count("id", filter=Q(is_shadow=True)),
+        )
+        .annotate(
+            rolling_outcomes=Window(WindowSum(Count("id"), output_field=IntegerField()), **rolling),
+            rolling_wins=Window(WindowSum(Count("id", filter=Q(success=True)), output_field=IntegerField()), **rolling),
+        )
+        .order_by("system_type", "day")
+    )
+    return [DailyOutcomes(**row) for row in rows]
+
+
+def system_totals(progress: list[DailyOutcomes]) -> list[SystemTotals]:
+    """Per-system totals of the daily rows (already aggregated: one row per system and day)."""
+    totals: dict[str, list[int]] = {}
+    for row in progress:
+        tally = totals.setdefault(row.system_type, [0, 0, 0])
+        tally[0] += row.outcomes
+        tally[1] += row.wins
+        tally[2] += row.shadow
+    return [SystemTotals(system_type=system, outcomes=n, wins=w, shadow=s) for system, (n, w, s) in totals.items()]
+
+
+# --- Calibration ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationBucket:
+    bucket: str
+    count: int
+    predicted: float
+    realised: float
+
+
+def calibration_by_confidence() -> list[CalibrationBucket]:
+    """signal_quality_learning pooled over signal types: mean confidence promised against success delivered."""
+    rows = (
+        SignalQuality.objects.values("confidence_bucket")
+        .annotate(count=Sum("sample_size"), successes=Sum("successes"), confidence=Sum("sum_confidence"))
+        .filter(count__gt=0)
+        .order_by("confidence_bucket")
+    )
+    return [
+        CalibrationBucket(
+            bucket=row["confidence_bucket"],
+            count=row["count"],
+            predicted=row["confidence"] / row["count"],
+            realised=row["successes"] / row["count"],
+        )
+        for row in rows
+    ]
+
+
+def calibration_by_model_score() -> list[CalibrationBucket]:
+    """The hybrid model's ml_score at entry against success, in the confidence buckets' ten ranges."""
+    bucket = Cast(Least(Floor(F("ml_score") * BUCKET_COUNT), Value(BUCKET_COUNT - 1)), IntegerField())
+    rows = (
+        TrainingRecord.objects.filter(ml_score__isnull=False)
+        .annotate(bucket=bucket)
+        .values("bucket")
+        .annotate(count=Count("id"), successes=Count("id", filter=Q(success=True)), predicted=Avg("ml_score"))
+        .order_by("bucket")
+    )
+    return [
+        CalibrationBucket(
+            bucket=bucket_label(row["bucket"]),
+            count=row["count"],
+            predicted=row["predicted"],
+            realised=row["successes"] / row["count"],
+        )
+        for row in rows
+    ]
+
+
+# --- Accounts, equity and open trades ---------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class EquityPoint:
+    day: date
+    trades: int
+    net_pnl: Decimal
+    equity: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountRow:
+    id: int
+    name: str
+    system_type: str
+    starting_balance: Decimal
+    current_balance: Decimal
+    closed_trades: int
+    winning_trades: int
+    realised_pnl: Decimal
+    open_trades: int
+    unrealised_pnl: Decimal
+    curve: list[EquityPoint]
+
+    @property
+    def win_rate(self) -> float | None:
+        return _rate(self.winning_trades, self.closed_trades)
+
+    @property
+    def equity(self) -> Decimal:
+        return self.current_balance + self.unrealised_pnl
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenTrade:
+    id: int
+    account: str
+    symbol: str
+    side: str
+    entry_time: datetime
+    entry_price: Decimal
+    quantity: Decimal
+    mark_price: Decimal | None
+    unrealised_pnl: Decimal | None
+
+
+def _equity_curves(starting_balances: dict[int, Decimal]) -> dict[int, list[EquityPoint]]:
+    """Per account: starting balance plus the cumulative net P&L of closed real trades, at each exit day's end."""
+    rows = (
+        PaperTrade.objects.filter(CLOSED_REAL)
+        .annotate(day=TruncDate("exit_time"))
+        .values("account_id", "day")
+        .annotate(trades=Count("id"), day_pnl=Sum("net_pnl"))
+        .annotate(
+            cumulative=Window(
+                WindowSum(Sum("net_pnl"), output_field=DecimalField(**PNL)),
+                partition_by=[F("account_id")],
+                order_by=F("day").asc(),
+            ),
+        )
+        .order_by("account_id", "day")
+    )
+    curves: dict[int, list[EquityPoint]] = {}
+    for row in rows:
+        curves.setdefault(row["account_id"], []).append(
+            EquityPoint(
+                day=row["day"],
+                trades=row["trades"],
+                net_pnl=row["day_pnl"],
+                equity=starting_balances[row["account_id"]] + row["cumulative"],
+            )
+        )
+    return curves
+
+
+def _open_real_trades():
+    """Open real trades marked to the last stored close of their symbol since entry (as account_figures does)."""
+    mark = Candle.objects.filter(
+        symbol=OuterRef("symbol"), timeframe=OuterRef("timeframe"), open_time__gte=OuterRef("entry_time")
+    ).order_by("-open_time")
+    direction = Case(When(side=Side.LONG, then=Value(1)), default=Value(-1))
+    return PaperTrade.objects.filter(OPEN_REAL).annotate(
+        mark_price=Subquery(mark.values("close")[:1]),
+        unrealised_pnl=ExpressionWrapper(
+            direction * F("quantity") * (F("mark_price") - F("entry_price")), output_field=DecimalField(**PNL)
+        ),
+    )
+
+
+def _quantized(value) -> Decimal | None:
+    return None if value is None else Decimal(value).quantize(MONEY_QUANTUM)
+
+
+def accounts() -> list[AccountRow]:
+    """Every paper account: balances, realised and unrealised P&L of its real trades, and its equity curve."""
+    unrealised = {
+        row["account_id"]: row["total"]
+        for row in _open_real_trades().values("account_id").annotate(total=Sum("unrealised_pnl")).order_by()
+    }
+    rows = PaperAccount.objects.annotate(
+        closed_trades=Count("trades", filter=Q(trades__is_shadow=False, trades__status=PaperTrade.Status.CLOSED)),
+        winning_trades=Count(
+            "trades", filter=Q(trades__is_shadow=False, trades__status=PaperTrade.Status.CLOSED, trades__net_pnl__gt=0)
+        ),
+        realised_pnl=Sum("trades__net_pnl", filter=Q(trades__is_shadow=False, trades__status=PaperTrade.Status.CLOSED)),
+        open_trades=Count("trades", filter=Q(trades__is_shadow=False, trades__status=PaperTrade.Status.OPEN)),
+    ).order_by("pk")
+    rows = list(rows)
+    curves = _equity_curves({account.pk: account.starting_balance for account in rows})
+    return [
+        AccountRow(
+            id=account.pk,
+            name=account.name,
+            system_type=account.system_type,
+            starting_balance=account.starting_balance,
+            current_balance=account.current_balance,
+            closed_trades=account.closed_trades,
+            winning_trades=account.winning_trades,
+            realised_pnl=account.realised_pnl or Decimal(0),
+            open_trades=account.open_trades,
+            unrealised_pnl=_quantized(unrealised.get(account.pk)) or Decimal(0),
+            curve=curves.get(account.pk, []),
+        )
+        for account in rows
+    ]
+
+
+def open_trades(*, limit: int = OPEN_TRADES_SHOWN) -> list[OpenTrade]:
+    """The newest open real trades with their mark price and unrealised P&L (None without a candle since entry)."""
+    rows = _open_real_trades().order_by("-entry_time", "-pk").values(
+        "id", "account__name", "symbol", "side", "entry_time", "entry_price", "quantity", "mark_price", "unrealised_pnl"
+    )[:limit]
+    return [
+        OpenTrade(
+            id=row["id"],
+            account=row["account__name"],
+            symbol=row["symbol"],
+            side=row["side"],
+            entry_time=row["entry_time"],
+            entry_price=row["entry_price"],
+            quantity=row["quantity"],
+            mark_price=row["mark_price"],
+            unrealised_pnl=_quantized(row["unrealised_pnl"]),
+        )
+        for row in rows
+    ]
+
+
+# --- Decisions --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecisionRow:
+    id: int
+    candle_time: datetime
+    account: str
+    symbol: str
+    side: str
+    strategy_type: str
+    technical_score: float
+    model_probability: float | None
+    combined_confidence: float
+    taken: bool
+    reasoning: str
+    reason: str
+    trade_id: int | None
+    trade_is_shadow: bool | None
+
+
+def decision_counts() -> dict[str, int]:
+    """How many decisions were taken and how many skipped (and followed as shadow trades)."""
+    counts = SignalDecision.objects.aggregate(
+        taken_count=Count("id", filter=Q(taken=True)), skipped_count=Count("id", filter=Q(taken=False))
+    )
+    return {"taken": counts["taken_count"], "skipped": counts["skipped_count"]}
+
+
+def recent_decisions(*, limit: int = RECENT_DECISIONS) -> list[DecisionRow]:
+    """The latest decisions, taken and skipped, with the learner's reasoning and what became of them."""
+    rows = (
+        SignalDecision.objects.order_by("-pk")
+        .annotate(reasoning=F("recommendation__reasoning"))
+        .values(
+            "id", "candle_time", "account__name", "symbol", "side", "strategy_type", "technical_score",
+            "model_probability", "combined_confidence", "taken", "reasoning", "reason", "trade__id", "trade__is_shadow",
+        )[:limit]
+    )  # fmt: skip
+    return [
+        DecisionRow(
+            id=row["id"],
+            candle_time=row["candle_time"],
+            account=row["account__name"],
+            symbol=row["symbol"],
+            side=row["side"],
+            strategy_type=row["strategy_type"],
+            technical_score=row["technical_score"],
+            model_probability=row["model_probability"],
+            combined_confidence=row["combined_confidence"],
+            taken=row["taken"],
+            reasoning=row["reasoning"] or "",
+            reason=row["reason"],
+            trade_id=row["trade__id"],
+            trade_is_shadow=row["trade__is_shadow"],
+        )
+        for row in rows
+    ]
+
+
+# --- Models, regimes and features -------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionRow:
+    id: int
+    version: str
+    kind: str
+    sequence: int
+    active: bool
+    is_interim: bool
+    samples_seen: int
+    created_at: datetime
+    note: str
+    metrics: dict[str, float | int | None]
+
+
+def model_versions(*, limit: int = MODEL_VERSIONS_SHOWN) -> list[VersionRow]:
+    """Active versions first, then the newest, with their headline validation metrics."""
+    rows = ModelVersion.objects.order_by("-active", "-pk").values(
+        "id", "version", "kind", "sequence", "active", "is_interim", "samples_seen", "created_at", "note", "metrics"
+    )[:limit]
+    result = []
+    for row in rows:
+        metrics = row.pop("metrics") or {}
+        # Batch versions store flat validation scores; online ones per learner, with the ensemble's.
+        scores = metrics.get("ensemble", metrics) if row["kind"] == ModelKind.ONLINE else metrics
+        result.append(VersionRow(**row, metrics={name: scores.get(name) for name in METRIC_NAMES}))
+    return result
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegimeRow:
+    market_regime: str
+    volatility_regime: str
+    trades: int
+    win_rate: float | None
+    avg_pnl_pct: float | None
+    avg_duration_minutes: float
+    best_strategy: str
+    best_strategy_win_rate: float | None
+
+
+def regimes() -> list[RegimeRow]:
+    """market_regime_learning: how each regime went and the strategy that did best in it."""
+    rows = MarketRegimeStats.objects.order_by("market_regime", "volatility_regime").values(
+        "market_regime", "volatility_regime", "total_trades_in_regime", "winning_trades", "sum_pnl_pct",
+        "avg_trade_duration_minutes", "best_strategy", "best_strategy_win_rate",
+    )  # fmt: skip
+    return [
+        RegimeRow(
+            market_regime=row["market_regime"],
+            volatility_regime=row["volatility_regime"],
+            trades=row["total_trades_in_regime"],
+            win_rate=_rate(row["winning_trades"], row["total_trades_in_regime"]),
+            avg_pnl_pct=_rate(row["sum_pnl_pct"], row["total_trades_in_regime"]),
+            avg_duration_minutes=row["avg_trade_duration_minutes"],
+            best_strategy=row["best_strategy"],
+            best_strategy_win_rate=row["best_strategy_win_rate"],
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureRow:
+    feature_name: str
+    strategy_type: str
+    sample_size: int
+    correlation_with_success: float
+    importance_score: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelImportanceRow:
+    feature_name: str
+    model_importance: float
+
+
+def feature_correlations(*, limit: int = TOP_FEATURES) -> list[FeatureRow]:
+    """The features most correlated with success (shrunk by sample size), per strategy."""
+    rows = (
+        FeatureImportance.objects.exclude(strategy_type=MODEL_IMPORTANCE_STRATEGY)
+        .order_by("-importance_score", "feature_name", "strategy_type")
+        .values("feature_name", "strategy_type", "sample_size", "correlation_with_success", "importance_score")[:limit]
+    )
+    return [FeatureRow(**row) for row in rows]
+
+
+def model_importance(*, limit: int = TOP_FEATURES) -> list[ModelImportanceRow]:
+    """Permutation importance of each feature in the active batch model (rise in log-loss when shuffled)."""
+    rows = (
+        FeatureImportance.objects.filter(strategy_type=MODEL_IMPORTANCE_STRATEGY, model_importance__isnull=False)
+        .order_by("-model_importance", "feature_name")
+        .values("feature_name", "model_importance")[:limit]
+    )
+    return [ModelImportanceRow(**row) for row in rows]

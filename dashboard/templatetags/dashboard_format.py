@@ -1,0 +1,25 @@
+"""Number formats of the dashboard, one per kind of figure, so a test can format a database value the same way."""
+from decimal import Decimal
+
+from django import template
+
+register = template.Library()
+MISSING = "—"
+
+
+@register.filter
+def rate(value: float | None) -> str:
+    """A fraction as a percentage with one decimal: 0.5234 -> 52.3%."""
+    return MISSING if value is None else f"{value:.1%}"
+
+
+@register.filter
+def money(value: Decimal | float | None) -> str:
+    """Quote-currency amounts to the cent, with thousands separators: -1234.5 -> -1,234.50."""
+    return MISSING if value is None else f"{value:,.2f}"
+
+
+@register.filter
+def score(value: float | None) -> str:
+    """Probabilities, scores and metrics to three decimals."""
+    return MISSING if value is None else f"{value:.3f}"
