@@ -16,7 +16,8 @@ How a level set is made (all constants are fields of `LevelParams`):
   exceeds `tol`, or where the cluster would grow wider than `max_cluster_tols × tol`. A
   level's price is the mean of its pivots.
 - Tests (touches). A candle tests a level when its range comes within `touch_atr × mean TR`
-  of it; a run of consecutive such candles is one test.
+  of it and its body (open to close) stays on one side; a run of consecutive such candles is
+  one test. A candle whose body spans the level is a break.
 - Bounces. A test at candle j bounced when, within the next `bounce_candles` candles (up to r),
   price moved `bounce_atr × mean TR` away from the level on the side the test came from (the
   test candle's open). A test is decided once it bounced or its follow-up window has passed;
@@ -24,8 +25,9 @@ How a level set is made (all constants are fields of `LevelParams`):
 - Strength in [0, 1]:
       tests_score  = 1 − exp(−tests / 3)                       (3 tests → 0.63, 6 → 0.86)
       bounce_score = (bounces + 1) / (decided + 2)             (Laplace: thin evidence → ½)
+      held_score   = (tests + 1) / (tests + breaks + 2)         (approaches that held, not crossed)
       recency      = 0.5 ** (candles since last test / recency_half_life)
-      strength     = min(1, 0.4·tests_score + 0.4·bounce_score + 0.2·recency
+      strength     = min(1, 0.3·tests_score + 0.3·bounce_score + 0.25·held_score + 0.15·recency
                             + magnet_bonus × number of magnets within magnet_atr × mean TR)
 - Magnets. Round numbers (multiples of 10^(⌊log10 price⌋ − 1): 1,000 at 20,000, 100 at 1,500),
   the previous UTC day's and ISO week's high and low, and the 38.2 / 50 / 61.8 % retracements of
