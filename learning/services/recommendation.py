@@ -1,9 +1,10 @@
 """Should this signal be taken, and how large? Answered from the learned statistics.
 
 Thin history must not swing a decision, so every figure is a posterior mean: the win rate of
-the signal's context is shrunk toward its calibrated confidence (a Beta prior worth
-LEARNING_PRIOR_STRENGTH trades), and the other system's history in the same context counts
-as extra evidence with weight LEARNING_TRANSFER_WEIGHT, fading as this system's own grows.
+the signal's context (strategy, system, confidence range, market and volatility regime) is
+shrunk toward its calibrated confidence (a Beta prior worth LEARNING_PRIOR_STRENGTH trades),
+and the other system's trades in the same conditions (whatever its strategy) count as extra
+evidence with weight LEARNING_TRANSFER_WEIGHT, fading as this system's own history grows.
 """
 import math
 
@@ -101,13 +102,19 @@ def get_signal_recommendation(*, context: SignalContext) -> SignalRecommendation
 
     own = dict(trades=0, wins=0, sum_win=0.0, sum_loss=0.0)
     other = dict(own)
-    for system, trades, wins, sum_win, sum_loss in StrategyPerformance.objects.filter(
-        strategy_type=context.strategy_type,
+    # Our own evidence is this strategy on this system; the other system's is whatever it traded
+    # in the same conditions (the two engines run different strategies in the same markets).
+    for system, strategy, trades, wins, sum_win, sum_loss in StrategyPerformance.objects.filter(
         confidence_range=cell_range,
         market_regime=context.market_regime,
         volatility_regime=context.volatility_regime,
-    ).values_list("system_type", "total_trades", "winning_trades", "sum_win_pnl_pct", "sum_loss_pnl_pct"):
-        tally = own if system == context.system_type else other
+    ).values_list("system_type", "strategy_type", "total_trades", "winning_trades", "sum_win_pnl_pct", "sum_loss_pnl_pct"):
+        if system == context.system_type:
+            if strategy != context.strategy_type:
+                continue
+            tally = own
+        else:
+            tally = other
         tally.update(
             trades=tally["trades"] + trades,
             wins=tally["wins"] + wins,
@@ -157,7 +164,7 @@ def get_signal_recommendation(*, context: SignalContext) -> SignalRecommendation
     reasoning = (
         f"Win rate {win_rate:.1%} rests on {own['trades']} {context.system_type} trades of {context.strategy_type} "
         f"at confidence {cell_range} in {context.market_regime}/{context.volatility_regime}"
-        f" and {other['trades']} {other_name} trades weighted {transfer:.2f} each,"
+        f" and {other['trades']} {other_name} trades in the same conditions weighted {transfer:.2f} each,"
         f" shrunk toward the calibrated confidence {calibrated:.1%} (prior worth {strength:g} trades)."
         f" Expected net {expected_pnl:+.2%} per trade (avg win {avg_win:.2%}, avg loss {avg_loss:.2%})"
         f" → {'take' if take else 'skip'}"

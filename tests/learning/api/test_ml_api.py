@@ -96,7 +96,10 @@ def test_online_update_is_queued_on_the_broker_when_one_is_configured(client, se
     finally:
         queue.delete("celery")
         celery_app.conf.broker_url, celery_app.conf.task_always_eager = previous
-        celery_app.pool.force_close_all()
+        # Forget the pools made for this broker (closing them would poison kombu's shared
+        # producer registry), so later tasks connect to their own broker.
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
 
 
 def test_hybrid_predict_and_status(client, features):
