@@ -74,37 +74,41 @@ class FeatureSchema:
         return {"version": self.version, "names": list(self.names)}
 
 
+# Technical indicators the trading app computes from closed candles, in schema order.
+TECHNICAL_FEATURES = (
+    "rsi_14",
+    "macd_line_pct",
+    "macd_signal_pct",
+    "macd_hist_pct",
+    "roc_1",
+    "roc_4",
+    "roc_12",
+    "roc_24",
+    "stoch_k",
+    "stoch_d",
+    "williams_r",
+    "adx_14",
+    "cci_20",
+    "atr_pct",
+    "bb_pct_b",
+    "bb_width",
+    "ema_12_dist",
+    "ema_26_dist",
+    "sma_50_dist",
+    "sma_200_dist",
+    "obv_slope",
+    "volume_ratio",
+    "realized_vol_24",
+    "hour_sin",
+    "hour_cos",
+    "weekday_sin",
+    "weekday_cos",
+)
+
 FEATURE_SCHEMA = FeatureSchema(
     "v1",
-    names=(
-        # Technical indicators computed by the trading app from closed candles.
-        "rsi_14",
-        "macd_line_pct",
-        "macd_signal_pct",
-        "macd_hist_pct",
-        "roc_1",
-        "roc_4",
-        "roc_12",
-        "roc_24",
-        "stoch_k",
-        "stoch_d",
-        "williams_r",
-        "adx_14",
-        "cci_20",
-        "atr_pct",
-        "bb_pct_b",
-        "bb_width",
-        "ema_12_dist",
-        "ema_26_dist",
-        "sma_50_dist",
-        "sma_200_dist",
-        "obv_slope",
-        "volume_ratio",
-        "realized_vol_24",
-        "hour_sin",
-        "hour_cos",
-        "weekday_sin",
-        "weekday_cos",
+    names=TECHNICAL_FEATURES
+    + (
         # The signal being judged: +1 long / -1 short, its technical score in [0, 1], and which
         # engine produced it, so both systems' trades train one model.
         "side",

@@ -69,6 +69,16 @@ def _numeric_features(features: dict) -> Iterable[tuple[str, float]]:
             yield name, float(value)
 
 
+def _add_return(row, facts: OutcomeFacts) -> None:
+    """The running sums of returns that Sharpe, averages and payoff ratios are computed from."""
+    row.sum_pnl_pct += facts.pnl_pct
+    row.sum_sq_pnl_pct += facts.pnl_pct * facts.pnl_pct
+    if facts.success:
+        row.sum_win_pnl_pct += facts.pnl_pct
+    else:
+        row.sum_loss_pnl_pct += -facts.pnl_pct
+
+
 class Aggregate:
     """One learned table: its key, how an outcome adds to a row, how figures follow from sums."""
 
@@ -121,12 +131,7 @@ class StrategyPerformanceAggregate(Aggregate):
         row.total_trades += 1
         row.winning_trades += facts.success
         row.total_pnl = Decimal(row.total_pnl) + facts.net_pnl
-        row.sum_pnl_pct += facts.pnl_pct
-        row.sum_sq_pnl_pct += facts.pnl_pct * facts.pnl_pct
-        if facts.success:
-            row.sum_win_pnl_pct += facts.pnl_pct
-        else:
-            row.sum_loss_pnl_pct += -facts.pnl_pct
+        _add_return(row, facts)
         row.sum_duration_minutes += facts.duration_minutes
         # Drawdown is path dependent, so it is carried as running state, not recomputed.
         row.cum_pnl_pct += facts.pnl_pct
@@ -230,12 +235,7 @@ class PositionSizingAggregate(Aggregate):
     def apply(self, row, facts, key):
         row.sample_size += 1
         row.wins += facts.success
-        row.sum_pnl_pct += facts.pnl_pct
-        row.sum_sq_pnl_pct += facts.pnl_pct * facts.pnl_pct
-        if facts.success:
-            row.sum_win_pnl_pct += facts.pnl_pct
-        else:
-            row.sum_loss_pnl_pct += -facts.pnl_pct
+        _add_return(row, facts)
 
     def refresh(self, row):
         row.risk_adjusted_return = stats.sharpe(row.sum_pnl_pct, row.sum_sq_pnl_pct, row.sample_size)

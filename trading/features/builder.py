@@ -3,7 +3,6 @@ import math
 
 import pandas as pd
 
-from learning.ml.schema import FEATURE_SCHEMA
 from learning.models import MarketRegime, VolatilityRegime
 from trading.features.indicators import TECHNICAL_FEATURES, compute_indicators
 from trading.features.regimes import market_regime, volatility_regime
@@ -14,9 +13,6 @@ WARMUP_CANDLES = 300
 # Candles a live tick should load so its last row equals what a replay over all history computes
 # (the volatility regime ranks ATR% over 720 candles; ATR itself needs 14 more).
 HISTORY_CANDLES = 1000
-
-if TECHNICAL_FEATURES != FEATURE_SCHEMA.names[: len(TECHNICAL_FEATURES)]:
-    raise ImportError("trading.features.indicators.TECHNICAL_FEATURES no longer match the start of FEATURE_SCHEMA")
 
 
 def build_features(frame: pd.DataFrame) -> pd.DataFrame:

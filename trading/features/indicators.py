@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import talib
 
+from learning.ml.schema import TECHNICAL_FEATURES  # the names and order the models expect
+
 RSI_PERIOD = 14
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
 ROC_HORIZONS = (1, 4, 12, 24)
@@ -22,36 +24,6 @@ SMA_PERIODS = (50, 200)
 # OBV slope, volume ratio and realized volatility look back one day of hourly candles.
 VOLUME_WINDOW = 24
 REALIZED_VOL_WINDOW = 24
-
-TECHNICAL_FEATURES = (
-    "rsi_14",
-    "macd_line_pct",
-    "macd_signal_pct",
-    "macd_hist_pct",
-    "roc_1",
-    "roc_4",
-    "roc_12",
-    "roc_24",
-    "stoch_k",
-    "stoch_d",
-    "williams_r",
-    "adx_14",
-    "cci_20",
-    "atr_pct",
-    "bb_pct_b",
-    "bb_width",
-    "ema_12_dist",
-    "ema_26_dist",
-    "sma_50_dist",
-    "sma_200_dist",
-    "obv_slope",
-    "volume_ratio",
-    "realized_vol_24",
-    "hour_sin",
-    "hour_cos",
-    "weekday_sin",
-    "weekday_cos",
-)
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:

@@ -17,6 +17,23 @@ def records():
     return TrainingRecord.objects.order_by("id")
 
 
+def change_form_data(admin_client, record, **changes) -> tuple[str, dict]:
+    """The record's admin change URL and its form as a browser would post it, with `changes`."""
+    url = reverse("admin:learning_trainingrecord_change", args=[record.pk])
+    form = admin_client.get(url).context["adminform"].form
+    data = {name: ("" if form[name].value() is None else form[name].value()) for name in form.fields}
+    data.update(
+        features="{}",
+        model_versions="{}",
+        entry_time_0=record.entry_time.strftime("%Y-%m-%d"),
+        entry_time_1=record.entry_time.strftime("%H:%M:%S"),
+        exit_time_0=record.exit_time.strftime("%Y-%m-%d"),
+        exit_time_1=record.exit_time.strftime("%H:%M:%S"),
+    )
+    data.update(changes)
+    return url, data
+
+
 def changelist(model) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
 
@@ -36,20 +53,13 @@ def test_training_record_filters(admin_client, records):
 
 def test_editing_a_record_recomputes_its_aggregates(admin_client, records):
     record = records.first()
-    url = reverse("admin:learning_trainingrecord_change", args=[record.pk])
-    form = admin_client.get(url).context["adminform"].form
-    data = {name: form[name].value() for name in form.fields}
-    data = {key: ("" if value is None else value) for key, value in data.items()}
-    data.update(
+    url, data = change_form_data(
+        admin_client,
+        record,
         market_regime="ranging" if record.market_regime != "ranging" else "trending_up",
         net_pnl="-12.5",
         pnl_pct="-0.0125",
         features='{"rsi_14": 40.0}',
-        model_versions="{}",
-        entry_time_0=record.entry_time.strftime("%Y-%m-%d"),
-        entry_time_1=record.entry_time.strftime("%H:%M:%S"),
-        exit_time_0=record.exit_time.strftime("%Y-%m-%d"),
-        exit_time_1=record.exit_time.strftime("%H:%M:%S"),
     )
     response = admin_client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
@@ -61,19 +71,7 @@ def test_editing_a_record_recomputes_its_aggregates(admin_client, records):
 
 
 def test_an_edit_that_breaks_a_rule_is_refused_with_the_field_named(admin_client, records):
-    record = records.first()
-    url = reverse("admin:learning_trainingrecord_change", args=[record.pk])
-    form = admin_client.get(url).context["adminform"].form
-    data = {name: ("" if form[name].value() is None else form[name].value()) for name in form.fields}
-    data.update(
-        entry_price="0",
-        features="{}",
-        model_versions="{}",
-        entry_time_0=record.entry_time.strftime("%Y-%m-%d"),
-        entry_time_1=record.entry_time.strftime("%H:%M:%S"),
-        exit_time_0=record.exit_time.strftime("%Y-%m-%d"),
-        exit_time_1=record.exit_time.strftime("%H:%M:%S"),
-    )
+    url, data = change_form_data(admin_client, records.first(), entry_price="0")
     response = admin_client.post(url, data)
     assert response.status_code == 200
     assert "entry_price" in response.context["adminform"].form.errors
