@@ -1,0 +1,87 @@
+"""In headless Chromium: log in through the admin form, check every chart and figure on the dashboard, filter the trade list."""
+import tempfile
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from playwright.sync_api import expect, sync_playwright
+
+from dashboard.templatetags.dashboard_format import money, rate
+from learning.models import TrainingRecord
+from tests.conftest import service_missing
+from tests.dashboard.conftest import build_dashboard_data
+from tests.dashboard.test_views import CHARTS, SECTIONS
+from trading.models import PaperAccount, PaperTrade, SignalDecision
+from trading.services.accounts import account_figures
+
+# Debian's chromium package (make test installs it); Playwright never downloads a browser here.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+PASSWORD = "browser-test-password"
+
+
+@pytest.fixture
+def page(monkeypatch):
+    if not CHROMIUM.exists():
+        service_missing(f"{CHROMIUM} is missing: install Debian's chromium package (make test does)")
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        context.set_default_timeout(20_000)
+        try:
+            yield context.new_page()
+        finally:
+            # While Playwright's loop runs, Django keeps this test's connections per async context:
+            # close them here, or one stays open on the test database when the session drops it.
+            connections.close_all()
+            context.close()
+
+
+def test_log_in_read_the_dashboard_and_filter_the_trade_list(live_server, transactional_db, page, tmp_path, django_user_model):
+    build_dashboard_data(tmp_path)
+    django_user_model.objects.create_superuser(username="auditor", email="", password=PASSWORD)
+
+    page.goto(f"{live_server.url}/admin/login/?next=/")
+    page.fill("#id_username", "auditor")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+
+    for section in SECTIONS:
+        expect(page.locator(f"section#{section} h2")).to_be_visible()
+    for chart in CHARTS:
+        expect(page.locator(f'figure[data-chart="{chart}"] > svg')).to_have_count(1)
+        assert page.locator(f'figure[data-chart="{chart}"] > svg').bounding_box()["height"] > 100
+
+    for account in PaperAccount.objects.all():
+        figures = account_figures(account=account)
+        cells = page.locator(f'#accounts tr[data-account="{account.name}"] td').all_inner_texts()
+        assert cells[2:9] == [
+            money(account.starting_balance), money(account.current_balance), money(figures.realised_pnl),
+            money(figures.unrealised_pnl), money(figures.equity), str(figures.closed_trades), rate(figures.win_rate),
+        ]  # fmt: skip
+    for system in ("paper_trading", "profit_scraping"):
+        records = TrainingRecord.objects.filter(system_type=system)
+        cells = page.locator(f'#system-totals tr[data-system="{system}"] td').all_inner_texts()
+        assert cells[1] == str(records.count()) and cells[3] == str(records.filter(success=True).count())
+    expect(page.locator("#decisions-taken")).to_have_text(str(SignalDecision.objects.filter(taken=True).count()))
+    expect(page.locator("#decisions-skipped")).to_have_text(str(SignalDecision.objects.filter(taken=False).count()))
+    expect(page.locator("#open-trades-table tbody tr")).to_have_count(PaperTrade.objects.filter(status="open", is_shadow=False).count())
+    expect(page.locator("#versions-table tbody tr.active")).to_have_count(2)
+    # The daily figures are folded away without JavaScript; opening them shows one row per system and day.
+    page.click("#learning details summary")
+    expect(page.locator("#daily-outcomes tbody tr").first).to_be_visible()
+
+    page.goto(f"{live_server.url}/admin/trading/papertrade/")
+    page.click('#changelist-filter [data-filter-title="status"] a:text-is("Closed")')
+    page.wait_for_url("**/admin/trading/papertrade/?status__exact=closed")
+    closed = PaperTrade.objects.filter(status="closed").count()
+    assert 0 < closed <= 100  # one page: every filtered trade is listed
+    expect(page.locator("#result_list tbody tr")).to_have_count(closed)
+    assert set(page.locator("#result_list tbody td.field-status").all_inner_texts()) == {"Closed"}
