@@ -1,4 +1,5 @@
 """In headless Chromium: log in through the admin form, check every chart and figure on the dashboard, filter the trade list."""
+import re
 import tempfile
 from pathlib import Path
 
@@ -85,3 +86,6 @@ def test_log_in_read_the_dashboard_and_filter_the_trade_list(live_server, transa
     assert 0 < closed <= 100  # one page: every filtered trade is listed
     expect(page.locator("#result_list tbody tr")).to_have_count(closed)
     assert set(page.locator("#result_list tbody td.field-status").all_inner_texts()) == {"Closed"}
+    # A trade's page shows the decision that opened it, linked.
+    page.locator("#result_list tbody tr th a").first.click()
+    expect(page.locator(".field-decision_shown a")).to_have_attribute("href", re.compile(r"/admin/trading/signaldecision/\d+/change/"))
