@@ -1,0 +1,1 @@
+"""Walk-forward evaluation: does learning improve trading? Replays, scores and reports baseline against learning."""

@@ -1,0 +1,142 @@
+"""Figures of merit for trades and forecasts: profit factor, drawdown, daily Sharpe, exposure, skill, meta-labelling."""
+import math
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from learning.ml import metrics as forecast_metrics
+
+# Crypto trades every calendar day, so a daily Sharpe is annualised over 365 days.
+DAYS_PER_YEAR = 365
+
+
+def profit_factor(net_pnls) -> float | None:
+    """Gross profit over gross loss; None when there is no loss to divide by."""
+    pnls = np.asarray(net_pnls, dtype=float)
+    losses = -pnls[pnls <= 0].sum()
+    return float(pnls[pnls > 0].sum() / losses) if losses > 0 else None
+
+
+def max_drawdown(net_pnls, *, starting_equity: float) -> float:
+    """Largest fall of closed-trade equity from its running peak, as a fraction of that peak."""
+    equity = starting_equity + np.cumsum(np.concatenate([[0.0], np.asarray(net_pnls, dtype=float)]))
+    return float((1.0 - equity / np.maximum.accumulate(equity)).max())
+
+
+def daily_sharpe(exit_times, net_pnls, *, starting_equity: float, start: datetime, end: datetime) -> float | None:
+    """Annualised Sharpe of daily returns on equity, P&L booked on its exit day, every day in [start, end) counted.
+
+    None when fewer than two days or no spread (a run without trades has no Sharpe, not zero).
+    """
+    days = pd.date_range(pd.Timestamp(start).normalize(), pd.Timestamp(end) - pd.Timedelta(1), freq="D")
+    if len(days) < 2:
+        return None
+    booked = pd.Series(np.asarray(net_pnls, dtype=float), index=pd.DatetimeIndex(exit_times).normalize())
+    daily_pnl = booked.groupby(level=0).sum().reindex(days, fill_value=0.0).to_numpy()
+    equity_before = starting_equity + np.concatenate([[0.0], np.cumsum(daily_pnl)[:-1]])
+    returns = daily_pnl / equity_before
+    spread = returns.std(ddof=1)
+    if not spread > 1e-12:
+        return None
+    return float(returns.mean() / spread * math.sqrt(DAYS_PER_YEAR))
+
+
+def exposure(entry_times, exit_times, *, start: datetime, end: datetime) -> float:
+    """Fraction of [start, end) with at least one position open; a position holds [entry, exit)."""
+    total = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds()
+    if total <= 0:
+        return 0.0
+    intervals = sorted(
+        (max(pd.Timestamp(entry), pd.Timestamp(start)), min(pd.Timestamp(exit_), pd.Timestamp(end)))
+        for entry, exit_ in zip(entry_times, exit_times)
+    )
+    covered, reach = 0.0, pd.Timestamp(start)
+    for entry, exit_ in intervals:
+        entry = max(entry, reach)
+        if exit_ > entry:
+            covered += (exit_ - entry).total_seconds()
+            reach = exit_
+    return covered / total
+
+
+def _nanoseconds(moments) -> np.ndarray:
+    return pd.DatetimeIndex(pd.to_datetime(moments, utc=True)).as_unit("ns").asi8
+
+
+def running_base_rate(outcome_times, outcomes, decision_times) -> np.ndarray:
+    """For each decision, the success rate of outcomes known by then (time ≤ decision time); NaN before the first."""
+    order = np.argsort(_nanoseconds(outcome_times), kind="stable")
+    times = _nanoseconds(outcome_times)[order]
+    wins = np.cumsum(np.asarray(outcomes, dtype=float)[order])
+    known = np.searchsorted(times, _nanoseconds(decision_times), side="right")
+    rates = np.full(known.shape, np.nan)
+    seen = known > 0
+    rates[seen] = wins[known[seen] - 1] / known[seen]
+    return rates
+
+
+def brier_skill_score(outcomes, probabilities, reference) -> float | None:
+    """1 − Brier(forecast) / Brier(reference): above 0 beats the reference; None when the reference is perfect."""
+    reference_brier = forecast_metrics.brier(outcomes, reference)
+    if reference_brier == 0:
+        return None
+    return 1.0 - forecast_metrics.brier(outcomes, probabilities) / reference_brier
+
+
+def calibration(outcomes, probabilities, reference) -> dict:
+    """Brier, ECE (10 equal-width buckets), skill against `reference` and the reliability table of one forecast."""
+    outcomes = np.asarray(outcomes, dtype=float)
+    probabilities = np.asarray(probabilities, dtype=float)
+    reference = np.asarray(reference, dtype=float)
+    if not outcomes.size:
+        return {"n": 0}
+    # The skill score needs a reference: decisions before the first known outcome have none.
+    scored = ~np.isnan(reference)
+    return {
+        "n": int(outcomes.size),
+        "mean_probability": float(probabilities.mean()),
+        "observed_rate": float(outcomes.mean()),
+        "brier": forecast_metrics.brier(outcomes, probabilities),
+        "ece": forecast_metrics.expected_calibration_error(outcomes, probabilities, n_bins=10),
+        "skill_n": int(scored.sum()),
+        "brier_skill": brier_skill_score(outcomes[scored], probabilities[scored], reference[scored]) if scored.any() else None,
+        "reliability": [
+            {"lower": row.lower, "upper": row.upper, "count": row.count, "mean_probability": row.mean_probability, "observed_rate": row.observed_rate}
+            for row in forecast_metrics.reliability_table(outcomes, probabilities, n_bins=10)
+        ],
+    }
+
+
+def meta_labelling(taken, outcomes) -> dict:
+    """The take/skip decision scored as a classifier of winners: precision and recall of "take", what skips avoided."""
+    taken = np.asarray(taken, dtype=bool)
+    wins = np.asarray(outcomes, dtype=bool)
+    taken_wins = int((taken & wins).sum())
+    skipped = ~taken
+    return {
+        "signals": int(taken.size),
+        "taken": int(taken.sum()),
+        "skipped": int(skipped.sum()),
+        "skipped_would_lose": int((skipped & ~wins).sum()),
+        "skipped_loss_rate": float((skipped & ~wins).sum() / skipped.sum()) if skipped.any() else None,
+        "base_rate": float(wins.mean()) if wins.size else None,
+        "precision": taken_wins / int(taken.sum()) if taken.any() else None,
+        "recall": taken_wins / int(wins.sum()) if wins.any() else None,
+    }
+
+
+def quarter_label(moment) -> str:
+    moment = pd.Timestamp(moment)
+    return f"{moment.year}Q{(moment.month - 1) // 3 + 1}"
+
+
+def quarters(start: datetime, end: datetime) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
+    """Calendar quarters overlapping [start, end), each clipped to it: (label, from, to)."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    spans, boundary = [], pd.Timestamp(year=start.year, month=(start.month - 1) // 3 * 3 + 1, day=1, tz=start.tz)
+    while boundary < end:
+        following = boundary + pd.DateOffset(months=3)
+        spans.append((quarter_label(boundary), max(start, boundary), min(end, following)))
+        boundary = following
+    return spans
