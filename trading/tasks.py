@@ -1,4 +1,6 @@
 """Celery tasks of the trading app: thin wrappers that call a service."""
+from datetime import datetime
+
 from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -32,11 +34,16 @@ def fetch_candles_task(exchange: str, symbols: list[str], timeframe: str) -> dic
     retry_backoff_max=300,
     max_retries=8,
 )
-def engine_tick_task(account_id: int, symbol: str, timeframe: str, exchange: str) -> int:
-    """Run the account's engine over each new closed candle of the symbol; claimed once per candle."""
+def engine_tick_task(account_id: int, symbol: str, timeframe: str, exchange: str, now: str | None = None) -> int:
+    """Run the account's engine over each new closed candle of the symbol; claimed once per candle.
+
+    `now` (ISO 8601, default the wall clock) ticks only up to that time, so stored candles can be
+    ticked through step by step (catch-up runs, fault tests).
+    """
     if not PaperAccount.objects.filter(pk=account_id).exists():
         return 0  # the account was deleted after this was queued
-    return engine_tick(account_id=account_id, symbol=symbol, timeframe=timeframe, exchange=exchange)
+    clock = None if now is None else datetime.fromisoformat(now)
+    return engine_tick(account_id=account_id, symbol=symbol, timeframe=timeframe, exchange=exchange, now=clock)
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError, InterfaceError), retry_backoff=True, max_retries=5)
