@@ -1,0 +1,44 @@
+"""manage.py replay: both engines over file candles, a summary, and safe re-runs."""
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.trading.engine.conftest import CANDLES
+from trading.models import PaperAccount, PaperTrade
+
+pytestmark = pytest.mark.django_db
+ARGS = ("--candles-dir", str(CANDLES), "--symbols", "BTCUSDT", "--from", "2022-06-01", "--to", "2022-06-20", "--no-progress")
+
+
+def replay(*extra: str) -> str:
+    out = io.StringIO()
+    call_command("replay", *ARGS, *extra, stdout=out)
+    return out.getvalue()
+
+
+def test_replays_both_engines_and_prints_a_summary():
+    output = replay("--engines", "paper,scraping", "--no-learning")
+    assert "candles/s" in output and "replay-paper" in output and "replay-scraping" in output
+    assert PaperTrade.objects.filter(account__name="replay-paper").exists()
+    assert {a.system_type for a in PaperAccount.objects.all()} == {"paper_trading", "profit_scraping"}
+
+
+def test_a_finished_account_is_refused_skipped_or_reset():
+    replay("--no-learning")
+    trades = PaperTrade.objects.count()
+    with pytest.raises(CommandError, match="replayed already"):
+        replay("--no-learning")
+    assert "left as it is" in replay("--no-learning", "--skip-done")
+    assert PaperTrade.objects.count() == trades
+    replay("--no-learning", "--reset")
+    assert PaperTrade.objects.count() == trades  # the same candles give the same trades again
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(CommandError, match="Unknown engines"):
+        replay("--engines", "moon")
+    with pytest.raises(CommandError, match="not a date"):
+        call_command("replay", "--from", "yesterday", "--to", "2022-01-01")
+    with pytest.raises(CommandError, match="No 1h candles for BTCUSDT"):
+        call_command("replay", "--symbols", "BTCUSDT", "--from", "2022-01-01", "--to", "2022-01-02", stdout=io.StringIO())
