@@ -130,6 +130,37 @@ def system_totals(progress: list[DailyOutcomes]) -> list[SystemTotals]:
     return [SystemTotals(system_type=system, outcomes=n, wins=w, shadow=s) for system, (n, w, s) in totals.items()]
 
 
+@dataclass(frozen=True, kw_only=True)
+class MonthlyOutcomes:
+    system_type: str
+    month: date
+    outcomes: int
+    wins: int
+    shadow: int
+    rolling_win_rate: float | None
+
+    @property
+    def win_rate(self) -> float | None:
+        return _rate(self.wins, self.outcomes)
+
+
+def outcomes_by_month(progress: list[DailyOutcomes]) -> list[MonthlyOutcomes]:
+    """The daily rows rolled up per system and month (a table short enough to read); rolling rate at the month's last day."""
+    months: dict[tuple[str, date], MonthlyOutcomes] = {}
+    for row in progress:
+        key = (row.system_type, row.day.replace(day=1))
+        before = months.get(key)
+        months[key] = MonthlyOutcomes(
+            system_type=row.system_type,
+            month=key[1],
+            outcomes=row.outcomes + (before.outcomes if before else 0),
+            wins=row.wins + (before.wins if before else 0),
+            shadow=row.shadow + (before.shadow if before else 0),
+            rolling_win_rate=row.rolling_win_rate,
+        )
+    return list(months.values())
+
+
 # --- Calibration ------------------------------------------------------------------------------
 
 
@@ -188,8 +219,32 @@ def calibration_by_model_score() -> list[CalibrationBucket]:
 class EquityPoint:
     day: date
     trades: int
+    wins: int
     net_pnl: Decimal
     equity: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonthlyEquity:
+    month: date
+    trades: int
+    net_pnl: Decimal
+    equity: Decimal
+
+
+def equity_by_month(curve: list[EquityPoint]) -> list[MonthlyEquity]:
+    """An equity curve's days rolled up per month: trades and net P&L in it, equity at its end."""
+    months: dict[date, MonthlyEquity] = {}
+    for point in curve:
+        month = point.day.replace(day=1)
+        before = months.get(month)
+        months[month] = MonthlyEquity(
+            month=month,
+            trades=point.trades + (before.trades if before else 0),
+            net_pnl=point.net_pnl + (before.net_pnl if before else 0),
+            equity=point.equity,
+        )
+    return list(months.values())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,10 +269,15 @@ class AccountRow:
     def equity(self) -> Decimal:
         return self.current_balance + self.unrealised_pnl
 
+    @property
+    def by_month(self) -> list[MonthlyEquity]:
+        return equity_by_month(self.curve)
+
 
 @dataclass(frozen=True, kw_only=True)
 class OpenTrade:
     id: int
+    account_id: int
     account: str
     symbol: str
     side: str
@@ -234,7 +294,7 @@ def _equity_curves(starting_balances: dict[int, Decimal]) -> dict[int, list[Equi
         PaperTrade.objects.filter(CLOSED_REAL)
         .annotate(day=TruncDate("exit_time"))
         .values("account_id", "day")
-        .annotate(trades=Count("id"), day_pnl=Sum("net_pnl"))
+        .annotate(trades=Count("id"), wins=Count("id", filter=Q(net_pnl__gt=0)), day_pnl=Sum("net_pnl"))
         .annotate(
             cumulative=Window(
                 WindowSum(Sum("net_pnl"), output_field=DecimalField(**PNL)),
@@ -250,6 +310,7 @@ def _equity_curves(starting_balances: dict[int, Decimal]) -> dict[int, list[Equi
             EquityPoint(
                 day=row["day"],
                 trades=row["trades"],
+                wins=row["wins"],
                 net_pnl=row["day_pnl"],
                 equity=starting_balances[row["account_id"]] + row["cumulative"],
             )
@@ -271,52 +332,50 @@ def _open_real_trades():
     )
 
 
-def _quantized(value) -> Decimal | None:
-    return None if value is None else Decimal(value).quantize(MONEY_QUANTUM)
-
-
-def accounts() -> list[AccountRow]:
-    """Every paper account: balances, realised and unrealised P&L of its real trades, and its equity curve."""
-    unrealised = {
-        row["account_id"]: row["total"]
-        for row in _open_real_trades().values("account_id").annotate(total=Sum("unrealised_pnl")).order_by()
-    }
-    rows = PaperAccount.objects.annotate(
-        closed_trades=Count("trades", filter=Q(trades__is_shadow=False, trades__status=PaperTrade.Status.CLOSED)),
-        winning_trades=Count(
-            "trades", filter=Q(trades__is_shadow=False, trades__status=PaperTrade.Status.CLOSED, trades__net_pnl__gt=0)
-        ),
-        realised_pnl=Sum("trades__net_pnl", filter=Q(trades__is_shadow=False, trades__status=PaperTrade.Status.CLOSED)),
-        open_trades=Count("trades", filter=Q(trades__is_shadow=False, trades__status=PaperTrade.Status.OPEN)),
-    ).order_by("pk")
-    rows = list(rows)
+def accounts(*, open_trades: list[OpenTrade]) -> list[AccountRow]:
+    """Every paper account: balances, realised P&L and equity curve of its real trades, unrealised P&L of `open_trades`."""
+    unrealised: dict[int, Decimal] = {}
+    open_counts: dict[int, int] = {}
+    for trade in open_trades:
+        open_counts[trade.account_id] = open_counts.get(trade.account_id, 0) + 1
+        if trade.unrealised_pnl is not None:
+            unrealised[trade.account_id] = unrealised.get(trade.account_id, Decimal(0)) + trade.unrealised_pnl
+    rows = list(PaperAccount.objects.order_by("pk"))
     curves = _equity_curves({account.pk: account.starting_balance for account in rows})
-    return [
-        AccountRow(
-            id=account.pk,
-            name=account.name,
-            system_type=account.system_type,
-            starting_balance=account.starting_balance,
-            current_balance=account.current_balance,
-            closed_trades=account.closed_trades,
-            winning_trades=account.winning_trades,
-            realised_pnl=account.realised_pnl or Decimal(0),
-            open_trades=account.open_trades,
-            unrealised_pnl=_quantized(unrealised.get(account.pk)) or Decimal(0),
-            curve=curves.get(account.pk, []),
+    result = []
+    for account in rows:
+        curve = curves.get(account.pk, [])
+        result.append(
+            AccountRow(
+                id=account.pk,
+                name=account.name,
+                system_type=account.system_type,
+                starting_balance=account.starting_balance,
+                current_balance=account.current_balance,
+                closed_trades=sum(point.trades for point in curve),
+                winning_trades=sum(point.wins for point in curve),
+                realised_pnl=curve[-1].equity - account.starting_balance if curve else Decimal(0),
+                open_trades=open_counts.get(account.pk, 0),
+                unrealised_pnl=unrealised.get(account.pk, Decimal(0)).quantize(MONEY_QUANTUM),
+                curve=curve,
+            )
         )
-        for account in rows
-    ]
+    return result
 
 
-def open_trades(*, limit: int = OPEN_TRADES_SHOWN) -> list[OpenTrade]:
-    """The newest open real trades with their mark price and unrealised P&L (None without a candle since entry)."""
+def open_trades() -> list[OpenTrade]:
+    """Every open real trade (the accounts' risk limits keep them few), newest first, with its mark and unrealised P&L.
+
+    Both are None when no candle of the symbol has been stored since the entry.
+    """
     rows = _open_real_trades().order_by("-entry_time", "-pk").values(
-        "id", "account__name", "symbol", "side", "entry_time", "entry_price", "quantity", "mark_price", "unrealised_pnl"
-    )[:limit]
+        "id", "account_id", "account__name", "symbol", "side", "entry_time", "entry_price", "quantity", "mark_price",
+        "unrealised_pnl",
+    )  # fmt: skip
     return [
         OpenTrade(
             id=row["id"],
+            account_id=row["account_id"],
             account=row["account__name"],
             symbol=row["symbol"],
             side=row["side"],
@@ -324,7 +383,7 @@ def open_trades(*, limit: int = OPEN_TRADES_SHOWN) -> list[OpenTrade]:
             entry_price=row["entry_price"],
             quantity=row["quantity"],
             mark_price=row["mark_price"],
-            unrealised_pnl=_quantized(row["unrealised_pnl"]),
+            unrealised_pnl=row["unrealised_pnl"],
         )
         for row in rows
     ]

@@ -28,7 +28,8 @@ def dashboard(request):
     progress = selectors.learning_progress()
     by_confidence = selectors.calibration_by_confidence()
     by_model = selectors.calibration_by_model_score()
-    accounts = selectors.accounts()
+    open_trades = selectors.open_trades()
+    accounts = selectors.accounts(open_trades=open_trades)
     versions = selectors.model_versions()
     regimes = selectors.regimes()
     correlations = selectors.feature_correlations()
@@ -37,14 +38,15 @@ def dashboard(request):
         "rolling_days": selectors.ROLLING_DAYS,
         "progress": progress,
         "system_totals": selectors.system_totals(progress),
+        "monthly_outcomes": selectors.outcomes_by_month(progress),
         "learning_chart": charts.learning_chart(progress),
         "calibration_by_confidence": by_confidence,
         "calibration_by_model": by_model,
         "calibration_chart": charts.calibration_chart(by_confidence, by_model),
         "accounts": accounts,
         "equity_chart": charts.equity_chart(accounts),
-        "open_trades": selectors.open_trades(),
-        "open_trades_shown": selectors.OPEN_TRADES_SHOWN,
+        "open_trades": open_trades[: selectors.OPEN_TRADES_SHOWN],
+        "open_trade_count": len(open_trades),
         "decisions": selectors.recent_decisions(),
         "decision_counts": selectors.decision_counts(),
         "versions": versions,

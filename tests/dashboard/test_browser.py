@@ -73,11 +73,13 @@ def test_log_in_read_the_dashboard_and_filter_the_trade_list(live_server, transa
         assert cells[1] == str(records.count()) and cells[3] == str(records.filter(success=True).count())
     expect(page.locator("#decisions-taken")).to_have_text(str(SignalDecision.objects.filter(taken=True).count()))
     expect(page.locator("#decisions-skipped")).to_have_text(str(SignalDecision.objects.filter(taken=False).count()))
-    expect(page.locator("#open-trades-table tbody tr")).to_have_count(PaperTrade.objects.filter(status="open", is_shadow=False).count())
+    open_trades = PaperTrade.objects.filter(status="open", is_shadow=False).count()
+    expect(page.locator("#open-trade-count")).to_have_text(str(open_trades))
+    expect(page.locator("#open-trades-table tbody tr")).to_have_count(open_trades)
     expect(page.locator("#versions-table tbody tr.active")).to_have_count(2)
-    # The daily figures are folded away without JavaScript; opening them shows one row per system and day.
+    # The monthly figures are folded away (no JavaScript needed); opening them shows a row per system and month.
     page.click("#learning details summary")
-    expect(page.locator("#daily-outcomes tbody tr").first).to_be_visible()
+    expect(page.locator("#monthly-outcomes tbody tr")).to_have_count(2)
 
     page.goto(f"{live_server.url}/admin/trading/papertrade/")
     page.click('#changelist-filter [data-filter-title="status"] a:text-is("Closed")')

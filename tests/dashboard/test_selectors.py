@@ -1,6 +1,5 @@
 """Dashboard selectors: every figure equals what the database holds, recomputed here row by row."""
 from collections import defaultdict
-from decimal import Decimal
 
 import pytest
 from django.db.models import Sum
@@ -31,6 +30,10 @@ def test_learning_progress_counts_every_outcome_per_day_with_a_rolling_win_rate(
         for index, row in enumerate(rows):
             window = rows[max(0, index - 4) : index + 1]
             assert row.rolling_win_rate == sum(r.wins for r in window) / sum(r.outcomes for r in window)
+    monthly = selectors.outcomes_by_month(progress)
+    assert sum(row.outcomes for row in monthly) == TrainingRecord.objects.count()
+    last_day = [row for row in progress if row.system_type == "profit_scraping"][-1]
+    assert [row for row in monthly if row.system_type == "profit_scraping"][-1].rolling_win_rate == last_day.rolling_win_rate
     totals = {row.system_type: row for row in selectors.system_totals(progress)}
     assert totals["profit_scraping"].outcomes == TrainingRecord.objects.filter(system_type="profit_scraping").count()
     assert totals["paper_trading"].wins == TrainingRecord.objects.filter(system_type="paper_trading", success=True).count()
@@ -65,7 +68,7 @@ def test_calibration_by_confidence_pools_signal_quality_over_signal_types(dashbo
 
 
 def test_accounts_agree_with_account_figures_and_the_trades(dashboard_data):
-    rows = {row.name: row for row in selectors.accounts()}
+    rows = {row.name: row for row in selectors.accounts(open_trades=selectors.open_trades())}
     assert set(rows) == set(PaperAccount.objects.values_list("name", flat=True)) == {"replay-paper", "desk-paper"}
     for account in PaperAccount.objects.all():
         row, figures = rows[account.name], account_figures(account=account)
@@ -77,7 +80,7 @@ def test_accounts_agree_with_account_figures_and_the_trades(dashboard_data):
 
 def test_equity_curve_is_the_starting_balance_plus_cumulative_closed_real_pnl(dashboard_data):
     account = dashboard_data
-    curve = next(row.curve for row in selectors.accounts() if row.name == account.name)
+    curve = next(row.curve for row in selectors.accounts(open_trades=[]) if row.name == account.name)
     closed = PaperTrade.objects.filter(account=account, is_shadow=False, status="closed")
     by_day = defaultdict(list)
     for exit_time, pnl in closed.values_list("exit_time", "net_pnl"):
@@ -85,9 +88,11 @@ def test_equity_curve_is_the_starting_balance_plus_cumulative_closed_real_pnl(da
     equity, expected = account.starting_balance, []
     for day, pnls in sorted(by_day.items()):
         equity += sum(pnls)
-        expected.append((day, len(pnls), sum(pnls), equity))
-    assert [(p.day, p.trades, p.net_pnl, p.equity) for p in curve] == expected
+        expected.append((day, len(pnls), sum(1 for pnl in pnls if pnl > 0), sum(pnls), equity))
+    assert [(p.day, p.trades, p.wins, p.net_pnl, p.equity) for p in curve] == expected
     assert curve[-1].equity == account.starting_balance + closed.aggregate(total=Sum("net_pnl"))["total"]
+    months = selectors.equity_by_month(curve)
+    assert sum(month.trades for month in months) == closed.count() and months[-1].equity == curve[-1].equity
 
 
 def test_open_trades_are_marked_to_the_last_stored_close(dashboard_data):
@@ -97,8 +102,8 @@ def test_open_trades_are_marked_to_the_last_stored_close(dashboard_data):
     for row in rows:
         trade = PaperTrade.objects.get(pk=row.id)
         sign = 1 if trade.side == "long" else -1
-        assert row.mark_price == last_close
-        assert row.unrealised_pnl == (sign * trade.quantity * (last_close - trade.entry_price)).quantize(Decimal("1e-10"))
+        assert row.mark_price == last_close and row.account_id == trade.account_id
+        assert row.unrealised_pnl == sign * trade.quantity * (last_close - trade.entry_price)
 
 
 def test_recent_decisions_are_the_newest_with_their_reasoning(dashboard_data):
