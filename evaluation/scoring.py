@@ -1,4 +1,5 @@
 """Turn the runs' decisions and trades into the report: performance, calibration, meta-labelling, curve, transfer, targets."""
+import math
 from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
@@ -13,6 +14,8 @@ ALL_SYSTEMS = "all"
 TARGET_MAX_ECE = 0.05
 TARGET_MIN_CALIBRATION_TRADES = 300
 TARGET_MIN_BRIER_SKILL = 0.0
+# Our own extra check: taking must pick winners by more than this many standard errors of chance.
+SELECTION_EDGE_STANDARD_ERRORS = 2.0
 
 
 def _frames(payload: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -154,31 +157,53 @@ def targets(systems: dict[str, dict]) -> list[dict]:
     profit_met = _better_or_equal(learning["profit_factor"], baseline["profit_factor"], learning["trades"])
     fewer_losses = learning["losing"] < baseline["losing"]
 
+    meta = learning["meta_labelling"]
+    base_rate, precision = meta["base_rate"], meta["precision"]
+    if precision is None or base_rate is None:
+        edge_met, edge_detail = False, "the learner took no signal with an outcome"
+    else:
+        margin = SELECTION_EDGE_STANDARD_ERRORS * math.sqrt(base_rate * (1 - base_rate) / meta["taken"])
+        edge_met = precision - base_rate > margin
+        edge_detail = (
+            f"precision of take {precision:.1%} vs base rate {base_rate:.1%} of all signals"
+            f" (needs > {margin:.1%} more: {SELECTION_EDGE_STANDARD_ERRORS:g} standard errors over {meta['taken']} taken)"
+        )
+
     def factor(value):
         return "n/a" if value is None else f"{value:.3f}"
 
     return [
         {
             "name": "calibration",
+            "issue": True,
             "target": f"ECE of expected_win_rate ≤ {TARGET_MAX_ECE} over ≥ {TARGET_MIN_CALIBRATION_TRADES} trades",
             "met": bool(ece_met),
             "detail": ece_detail,
         },
         {
             "name": "skill",
+            "issue": True,
             "target": "Brier skill score of the hybrid probability > 0",
             "met": bool(skill_met),
             "detail": skill_detail,
         },
         {
             "name": "profit",
+            "issue": True,
             "target": "learning profit factor ≥ baseline's, with fewer losing trades taken",
             "met": bool(profit_met and fewer_losses),
             "detail": (
                 f"profit factor {factor(learning['profit_factor'])} vs baseline {factor(baseline['profit_factor'])}"
                 f" ({'≥' if profit_met else '<'}); losing trades {learning['losing']} vs baseline {baseline['losing']}"
-                f" ({'fewer' if fewer_losses else 'not fewer'})"
+                f" ({'fewer' if fewer_losses else 'not fewer'}) out of {learning['trades']} vs {baseline['trades']} real trades"
             ),
+        },
+        {
+            "name": "selection",
+            "issue": False,
+            "target": "extra check: taking a signal picks winners better than chance",
+            "met": bool(edge_met),
+            "detail": edge_detail,
         },
     ]
 
