@@ -85,7 +85,9 @@ def env_database(name: str, default: str, *, base_dir: Path) -> dict:
         raise ImproperlyConfigured(f"{name}={url!r} names no known database engine (use postgres:// or sqlite:///).")
     if config["ENGINE"] == "django.db.backends.sqlite3" and config["NAME"] != ":memory:":
         path = Path(config["NAME"])
-        config["NAME"] = str(path if path.is_absolute() else base_dir / path)
+        path = path if path.is_absolute() else base_dir / path
+        path.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no var/ yet
+        config["NAME"] = str(path)
     return config
 
 
