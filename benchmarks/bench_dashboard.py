@@ -47,7 +47,7 @@ def store_history(rng: random.Random) -> None:
 
     from learning.models import ModelVersion, TrainingRecord
     from learning.services import aggregates_rebuild
-    from trading.models import PaperAccount, PaperTrade, SignalDecision
+    from trading.models import PaperTrade, SignalDecision
     from trading.services.accounts import account_create
     from trading.services.candles import candles_import
 
