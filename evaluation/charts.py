@@ -86,13 +86,15 @@ def learning_curve_chart(curve: list[dict]) -> str:
     return _svg(figure)
 
 
-def charts(report: dict) -> dict[str, str]:
-    """Every chart of the report, by name, as SVG markup."""
-    result = {"equity": equity_chart(report["equity"]), "learning_curve": learning_curve_chart(report["learning_curve"])}
+def charts(report: dict) -> dict:
+    """Every chart of the report as SVG markup: equity, learning curve, and a reliability diagram per learning run."""
+    reliability = {}
     for run, by_system in report["systems"].items():
         calibration = by_system[ALL_SYSTEMS]["overall"]
         if "expected_win_rate" in calibration:
-            result[f"reliability_{run}"] = reliability_chart(
-                {name: calibration[name] for name in ("expected_win_rate", "hybrid_probability")}
-            )
-    return result
+            reliability[run] = reliability_chart({name: calibration[name] for name in ("expected_win_rate", "hybrid_probability")})
+    return {
+        "equity": equity_chart(report["equity"]),
+        "learning_curve": learning_curve_chart(report["learning_curve"]),
+        "reliability": reliability,
+    }

@@ -36,10 +36,7 @@ def _float(value) -> float | None:
 
 def run_export() -> dict:
     """Accounts, every decision (with the recommendation's expected win rate) and every closed trade, real or shadow."""
-    accounts = {
-        account.pk: account
-        for account in PaperAccount.objects.order_by("pk")
-    }
+    accounts = {account.pk: account for account in PaperAccount.objects.order_by("pk")}
     decisions = [
         {
             "id": decision.pk,

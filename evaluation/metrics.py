@@ -24,18 +24,23 @@ def max_drawdown(net_pnls, *, starting_equity: float) -> float:
     return float((1.0 - equity / np.maximum.accumulate(equity)).max())
 
 
+def daily_pnl(exit_times, net_pnls, *, start: datetime, end: datetime) -> pd.Series:
+    """Net P&L booked per calendar day (UTC) in [start, end), on the day of each exit; 0 on days without one."""
+    days = pd.date_range(pd.Timestamp(start).normalize(), pd.Timestamp(end) - pd.Timedelta(1), freq="D")
+    booked = pd.Series(np.asarray(net_pnls, dtype=float), index=pd.DatetimeIndex(exit_times).normalize())
+    return booked.groupby(level=0).sum().reindex(days, fill_value=0.0)
+
+
 def daily_sharpe(exit_times, net_pnls, *, starting_equity: float, start: datetime, end: datetime) -> float | None:
     """Annualised Sharpe of daily returns on equity, P&L booked on its exit day, every day in [start, end) counted.
 
     None when fewer than two days or no spread (a run without trades has no Sharpe, not zero).
     """
-    days = pd.date_range(pd.Timestamp(start).normalize(), pd.Timestamp(end) - pd.Timedelta(1), freq="D")
-    if len(days) < 2:
+    booked = daily_pnl(exit_times, net_pnls, start=start, end=end).to_numpy()
+    if booked.size < 2:
         return None
-    booked = pd.Series(np.asarray(net_pnls, dtype=float), index=pd.DatetimeIndex(exit_times).normalize())
-    daily_pnl = booked.groupby(level=0).sum().reindex(days, fill_value=0.0).to_numpy()
-    equity_before = starting_equity + np.concatenate([[0.0], np.cumsum(daily_pnl)[:-1]])
-    returns = daily_pnl / equity_before
+    equity_before = starting_equity + np.concatenate([[0.0], np.cumsum(booked)[:-1]])
+    returns = booked / equity_before
     spread = returns.std(ddof=1)
     if not spread > 1e-12:
         return None

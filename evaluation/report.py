@@ -182,7 +182,7 @@ def meta_labelling_table(report: dict) -> Table:
 
 def learning_curve_table(report: dict) -> Table:
     curve = report["learning_curve"]
-    runs = [run for run in report["systems"]]
+    runs = list(report["systems"])
     learning = "learning" in runs
     columns = ["quarter", *(f"{run} PF" for run in runs)]
     if learning:
@@ -265,6 +265,13 @@ def summary_text(report: dict) -> str:
     return "\n\n".join([heading(report), *(table.text() for table in summary_tables(report)), targets_text(report)])
 
 
+def _safe(markup):
+    """Mark matplotlib's SVG (it escapes the text it draws) as safe to inline, in nested dicts too."""
+    if isinstance(markup, dict):
+        return {name: _safe(value) for name, value in markup.items()}
+    return mark_safe(markup)
+
+
 def write_report(report: dict, out: Path) -> dict[str, Path]:
     """Write report.json and report.html (with inline SVG charts) under `out`; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
@@ -287,7 +294,7 @@ def write_report(report: dict, out: Path) -> dict[str, Path]:
                 "heading": heading(report),
                 "report": report,
                 "tables": tables,
-                "charts": {name: mark_safe(svg) for name, svg in charts(report).items()},  # matplotlib's own SVG
+                "charts": _safe(charts(report)),
                 "definitions": DEFINITIONS,
                 "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             }

@@ -2,7 +2,6 @@
 import math
 from datetime import UTC, datetime, time, timedelta
 
-import numpy as np
 import pandas as pd
 
 from evaluation import metrics
@@ -72,9 +71,7 @@ def performance(trades: pd.DataFrame, *, balance: float, start, end, step: timed
 
 def equity_by_day(trades: pd.DataFrame, *, balance: float, start, end) -> list[tuple[str, float]]:
     """Closed-trade net P&L as a fraction of the starting balance at the end of each day in [start, end)."""
-    days = pd.date_range(pd.Timestamp(start).normalize(), pd.Timestamp(end) - pd.Timedelta(1), freq="D")
-    booked = pd.Series(trades["net_pnl"].to_numpy(dtype=float), index=pd.DatetimeIndex(trades["exit_time"]).normalize())
-    cumulative = booked.groupby(level=0).sum().reindex(days, fill_value=0.0).cumsum() / balance
+    cumulative = metrics.daily_pnl(trades["exit_time"], trades["net_pnl"], start=start, end=end).cumsum() / balance
     return [(day.date().isoformat(), float(value)) for day, value in cumulative.items()]
 
 

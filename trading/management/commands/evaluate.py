@@ -1,5 +1,4 @@
 """Does learning improve trading? Replay the same candles as baseline and with learning, each from an empty store, and report."""
-import logging
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -12,8 +11,6 @@ from evaluation.runner import EvaluationError, Window, default_runs, run_all
 from evaluation.scoring import score
 from trading.management.commands.replay import engine_classes
 from trading.selectors import candle_file
-
-logger = logging.getLogger(__name__)
 
 
 def _day(text: str) -> date:
