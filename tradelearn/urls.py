@@ -17,3 +17,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("dashboard.urls")),
 ]
+
+# Routing misses and requests refused before a view keep the API's error shape under its prefixes.
+handler404 = "tradelearn.api.errors.not_found"
+handler400 = "tradelearn.api.errors.bad_request"

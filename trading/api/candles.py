@@ -12,7 +12,9 @@ def _validate_timeframe(value: str) -> None:
     try:
         timeframe_ms(value)
     except ValueError as error:
-        raise ValidationError(f"{str(error).capitalize()}.") from None
+        # The reason quotes the client's text; as a param, a "%" in it is not read as a format
+        # directive by django-filter (`message % params`), which raised a TypeError: a 500.
+        raise ValidationError("%(reason)s", params={"reason": f"{str(error).capitalize()}."}) from None
 
 
 class CandleFilter(django_filters.FilterSet):
