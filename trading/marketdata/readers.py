@@ -1,7 +1,6 @@
 """Streaming candle file readers: yield each row parsed and checked, or a rejection saying why."""
 import codecs
 import gzip
-import io
 import json
 import zipfile
 from collections.abc import Iterator
@@ -24,6 +23,9 @@ _JSON_CHUNK_CHARS = 1 << 20
 # A JSON error this close to the end of the buffer may just be a row cut by the chunk boundary.
 _JSON_RETRY_MARGIN = 256
 _PRICE_NAMES = ("open", "high", "low", "close")
+# A candle row is well under 200 bytes. Lines (and freqtrade rows) are read at most this long, so
+# a file holding one gigantic line is rejected in bounded memory instead of read whole.
+MAX_ROW_BYTES = 1 << 16
 
 
 class CandleRow(NamedTuple):
@@ -173,9 +175,23 @@ def _open_error(source: str, error: Exception) -> Rejection:
     return Rejection(source, 0, f"cannot read the file: {reason}", fatal=True)
 
 
+def _bounded_lines(handle: IO[bytes]) -> Iterator[bytes | None]:
+    """The file's lines; None for a line longer than MAX_ROW_BYTES, which is skipped in chunks, never held."""
+    while line := handle.readline(MAX_ROW_BYTES + 1):
+        if len(line) <= MAX_ROW_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        while (rest := handle.readline(MAX_ROW_BYTES)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
 def _text_lines(handle: IO[bytes], checker: _RowChecker) -> Iterator[tuple[int, list[str], bool] | Rejection]:
     """Non-blank lines split on commas, with whether the line lacks its newline (the file may be cut)."""
-    for number, raw in enumerate(handle, start=1):
+    for number, raw in enumerate(_bounded_lines(handle), start=1):
+        if raw is None:
+            yield checker.reject(number, f"longer than {MAX_ROW_BYTES} bytes: not a candle row")
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -341,10 +357,16 @@ def _freqtrade_rows(handle: IO[bytes], checker: _RowChecker) -> Iterator[CandleR
                 value, position = decoder.raw_decode(text, position)
                 break
             except json.JSONDecodeError as error:
+                if len(text) - position > MAX_ROW_BYTES:
+                    yield ended(row_number, f"longer than {MAX_ROW_BYTES} bytes: not a candle row")
+                    return
                 if len(text) - error.pos <= _JSON_RETRY_MARGIN and more():
                     continue
                 cut = error.pos >= len(text) - 1 and eof
                 yield ended(row_number, "truncated: the file ends in the middle of this row" if cut else f"not valid JSON ({error.msg})")
+                return
+            except ValueError as error:  # int() refuses a number of more than 4,300 digits
+                yield ended(row_number, f"not a candle row: {error}")
                 return
         expect_value = False
         yield _freqtrade_row(checker, row_number, value)
@@ -373,7 +395,7 @@ def detect_format(path: str | Path) -> str:
         return "freqtrade"
     try:
         with _open_binary(path) as handle:
-            first = io.TextIOWrapper(handle, encoding="utf-8", errors="replace").readline()
+            first = handle.readline(MAX_ROW_BYTES).decode("utf-8", errors="replace")
     except (OSError, EOFError, zipfile.BadZipFile):
         return "csv"  # the reader reports why the file cannot be read
     fields = first.removeprefix("\ufeff").strip().split(",")
