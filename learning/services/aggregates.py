@@ -397,12 +397,12 @@ def _lock_training_records() -> None:
             cursor.execute(f"LOCK TABLE {TrainingRecord._meta.db_table} IN SHARE MODE")
 
 
-def _records_in_order(condition: Q = Q()) -> Iterable[OutcomeFacts]:
+def _records_in_order(condition: Q | None = None) -> Iterable[OutcomeFacts]:
     fields = (
         "strategy_type", "system_type", "confidence_score", "market_regime", "volatility_regime",
         "success", "pnl_pct", "net_pnl", "duration_minutes", "features",
     )  # fmt: skip
-    queryset = TrainingRecord.objects.filter(condition).order_by("id").values_list(*fields)
+    queryset = TrainingRecord.objects.filter(condition or Q()).order_by("id").values_list(*fields)
     for row in queryset.iterator(chunk_size=2000):
         values = dict(zip(fields, row))
         values["pnl_pct"] = float(values["pnl_pct"])

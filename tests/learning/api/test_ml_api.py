@@ -7,7 +7,6 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from learning.ml.schema import FEATURE_SCHEMA
 from learning.models import ModelVersion, TrainingExample
 from learning.services.models import batch_retrain, online_update
 from tests.learning.models_.conftest import fresh_model_state, learnable_features, store_learnable  # noqa: F401
