@@ -1,0 +1,110 @@
+"""Every route in the URL conf refuses unauthenticated writes; admin needs staff, the dashboard a login."""
+import re
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from tests.learning.models_.conftest import store_learnable
+from trading.services.accounts import account_create
+
+pytestmark = pytest.mark.django_db
+
+WRITE_METHODS = ("post", "put", "patch", "delete")
+# Login and logout forms take anonymous POSTs by design; they are checked on their own below.
+AUTH_FORMS = {"admin:login", "admin:logout"}
+
+
+def _fill_regex(regex: str) -> str:
+    regex = regex.lstrip("^").removesuffix("$").removesuffix(r"\Z")
+    # A group of alternatives (the admin's app labels) takes its first; any other group a word.
+    regex = re.sub(r"\(\?P<\w+>([\w-]+)(\|[^)]*)?\)", r"\1", regex)
+    return re.sub(r"\(\?P<\w+>[^)]*\)|\.\+|\.\*", "x", regex).replace("\\", "")
+
+
+def _fill_route(route: str, pk: int) -> str:
+    return re.sub(r"<(?:(\w+):)?\w+>", lambda match: str(pk) if match.group(1) == "int" else ("x" if match.group(1) != "path" else str(pk)), route)
+
+
+def walk(patterns=None, prefix="", name_prefix=""):
+    """(route template, name, is regex) for every URL pattern, included ones too."""
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        text = str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            namespace = f"{name_prefix}{pattern.namespace}:" if pattern.namespace else name_prefix
+            yield from walk(pattern.url_patterns, prefix + text, namespace)
+        elif isinstance(pattern, URLPattern):
+            yield prefix + text, f"{name_prefix}{pattern.name}" if pattern.name else None
+
+
+def concrete_paths(pks: list[int]) -> list[tuple[str, str | None]]:
+    paths = set()
+    for template, name in walk():
+        for pk in pks:
+            path = _fill_route(_fill_regex(template), pk)
+            paths.add(("/" + path.lstrip("/"), name))
+    return sorted(paths, key=lambda item: item[0])
+
+
+@pytest.fixture
+def rows():
+    """Rows for the routes' ids to point at, so a refusal is not merely a 404."""
+    account = account_create(name="victim", system_type="paper_trading", starting_balance=Decimal("10000"))
+    store_learnable(200)
+    from learning.services.models import batch_retrain
+
+    batch_retrain()
+    from learning.models import ModelVersion
+
+    return sorted({account.pk, ModelVersion.objects.get().pk, 1})
+
+
+def test_no_unauthenticated_write_succeeds_on_any_route(rows):
+    client = Client()  # no CSRF enforcement: what is tested is authentication, not the CSRF token
+    paths = concrete_paths(rows)
+    assert len(paths) > 50 and any(path == "/" for path, _ in paths)  # admin, API, /ml/ and the dashboard
+    successes = []
+    for path, name in paths:
+        if name in AUTH_FORMS:
+            continue
+        for method in WRITE_METHODS:
+            response = getattr(client, method)(path, data={}, content_type="application/json")
+            if 200 <= response.status_code < 300:
+                successes.append(f"{method.upper()} {path} ({name}) -> {response.status_code}")
+    assert not successes, "\n".join(successes)
+
+
+def test_admin_login_form_does_not_log_in_on_bad_credentials():
+    get_user_model().objects.create_user("trader", password="right-password-123", is_staff=True)
+    client = Client()
+    client.post("/admin/login/", {"username": "trader", "password": "wrong"})
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize("user_kind", ["anonymous", "logged in, not staff"])
+def test_admin_pages_need_staff(rows, user_kind):
+    client = Client()
+    if user_kind != "anonymous":
+        client.force_login(get_user_model().objects.create_user("viewer", password="x-password-123"))
+    admin_paths = [path for path, name in concrete_paths(rows) if path.startswith("/admin/") and name not in AUTH_FORMS]
+    assert len(admin_paths) > 20
+    for path in admin_paths:
+        for method in ("get", "post"):
+            response = getattr(client, method)(path)
+            assert response.status_code in (302, 403, 404, 405), f"{method.upper()} {path} -> {response.status_code}"
+            if response.status_code == 302:
+                assert response["Location"].startswith("/admin/login/"), f"{path} -> {response['Location']}"
+
+
+def test_dashboard_pages_need_a_login(rows):
+    dashboard_paths = [path for path, name in concrete_paths(rows) if name and name.startswith("dashboard:")]
+    assert dashboard_paths
+    anonymous = Client()
+    for path in dashboard_paths:
+        response = anonymous.get(path)
+        assert response.status_code == 302 and "login" in response["Location"], f"GET {path} -> {response.status_code}"
+    member = Client()
+    member.force_login(get_user_model().objects.create_user("member", password="x-password-123"))
+    assert member.get("/").status_code == 200
