@@ -1,6 +1,8 @@
 """What one evaluation run leaves in its database, as plain JSON-ready rows for the parent to score."""
 from django.conf import settings
+from django.db.models import Count, Q, Sum
 
+from learning.models import TrainingRecord
 from trading.models import PaperAccount, PaperTrade, SignalDecision
 
 # Settings that shape a run's decisions, recorded with its rows so a report says what it measured.
@@ -85,4 +87,11 @@ def run_export() -> dict:
         "decisions": decisions,
         "trades": trades,
         "open_trades": PaperTrade.objects.filter(status=PaperTrade.Status.OPEN).count(),
+        # What learning was told, to check against the trades (they differ only with shuffled labels).
+        "learning_store": {
+            key: float(value or 0)
+            for key, value in TrainingRecord.objects.aggregate(
+                records=Count("pk"), wins=Count("pk", filter=Q(success=True)), net_pnl=Sum("net_pnl")
+            ).items()
+        },
     }

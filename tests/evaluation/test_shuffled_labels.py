@@ -23,6 +23,11 @@ Z = 2.0
 def test_learning_on_shuffled_labels_gains_nothing_over_the_baseline(tmp_path, template_database, window):
     span = window(date(2022, 1, 15), date(2022, 7, 15))
     payloads = {spec.name: run_one(spec=spec, window=span, template=template_database, workdir=tmp_path) for spec in (BASELINE, SHUFFLED)}
+    # Every closed trade reached learning, the baseline's with its own result, the shuffled run's not.
+    for name, payload in payloads.items():
+        told, closed = payload["learning_store"], payload["trades"]
+        assert told["records"] == len(closed)
+        assert (told["net_pnl"] == pytest.approx(sum(row["net_pnl"] for row in closed), abs=1e-6)) is (name == "baseline")
     payloads["learning"] = payloads.pop("shuffled")  # scored as the learning run it stands in for
     report = score(payloads=payloads, window=span)
     learned = report["systems"]["learning"][ALL_SYSTEMS]["overall"]
