@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -96,6 +97,9 @@ class ModelVersionDetailApi(generics.RetrieveAPIView):
 
 
 class ModelVersionActivateApi(APIView):
+    # Changing which model trades is an operator's decision, not any API user's.
+    permission_classes = [IsAdminUser]
+
     @extend_schema(request=None, responses=ModelVersionOutputSerializer)
     def post(self, request, pk: int):
         generics.get_object_or_404(ModelVersion, pk=pk)
@@ -107,6 +111,8 @@ class RollbackInputSerializer(serializers.Serializer):
 
 
 class ModelVersionRollbackApi(APIView):
+    permission_classes = [IsAdminUser]
+
     @extend_schema(request=RollbackInputSerializer, responses=ModelVersionOutputSerializer)
     def post(self, request):
         serializer = RollbackInputSerializer(data=request.data)

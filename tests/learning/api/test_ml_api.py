@@ -141,6 +141,8 @@ def test_model_versions_list_activate_and_roll_back(client):
     assert {row["version"] for row in listed} == {champion, challenger}
     assert "artifact" not in listed[0]
     other = ModelVersion.objects.get(version=challenger)
+    assert client.post(f"/api/v1/model-versions/{other.pk}/activate/").status_code == 403  # not staff
+    get_user_model().objects.filter(username="quant").update(is_staff=True)
     activated = client.post(f"/api/v1/model-versions/{other.pk}/activate/")
     assert activated.status_code == 200 and activated.json()["active"] is True
     assert ModelVersion.objects.get(kind="batch", active=True).version == challenger
