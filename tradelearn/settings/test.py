@@ -15,3 +15,5 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"anon": "100000/minute", "user": "10
 # Serve static files from the apps directly: tests never run collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Tests change users and tokens between requests: look every token up (a test enables the memory).
+API_TOKEN_CACHE_SECONDS = 0
