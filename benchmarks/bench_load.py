@@ -234,20 +234,25 @@ def predict_alone(port: int, token: str, features: dict) -> str:
                 'wrk.headers["Content-Type"] = "application/json"\n'
                 f'wrk.headers["Authorization"] = "Token {token}"\n'
             )
-        output = subprocess.run(
-            ["wrk", "-t2", "-c16", f"-d{PREDICT_SECONDS}s", "--latency", "-s", script.name, url], capture_output=True, text=True, timeout=PREDICT_SECONDS + 60
-        ).stdout
+        lines = []
+        # Latency depends on how many requests wait at once: report a moderate and a heavy load.
+        for connections in (8, 16):
+            output = subprocess.run(
+                ["wrk", "-t2", f"-c{connections}", f"-d{PREDICT_SECONDS}s", "--latency", "-s", script.name, url],
+                capture_output=True, text=True, timeout=PREDICT_SECONDS + 60,
+            ).stdout  # fmt: skip
+            rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+            p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
+            non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+            scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+            p99_ms = float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan")
+            lines.append(
+                f"POST /ml/hybrid/predict alone (wrk, 2 threads, {connections} connections, {PREDICT_SECONDS} s; gunicorn 2 workers): "
+                f"{float(rate.group(1)) if rate else float('nan'):,.0f} req/s (target >= 500), p99 {p99_ms:.1f} ms (target <= 25), "
+                f"non-2xx {non_2xx.group(1) if non_2xx else 0}"
+            )
         os.unlink(script.name)
-        rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-        p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
-        non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-        p99_ms = float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan")
-        return (
-            f"POST /ml/hybrid/predict alone (wrk, 2 threads, 16 connections, {PREDICT_SECONDS} s; gunicorn 2 workers): "
-            f"{float(rate.group(1)) if rate else float('nan'):,.0f} req/s (target >= 500), p99 {p99_ms:.1f} ms (target <= 25), "
-            f"non-2xx {non_2xx.group(1) if non_2xx else 0}"
-        )
+        return "\n".join(lines)
     stats = {"lock": threading.Lock(), "latencies": [], "statuses": Counter()}
     deadline = time.monotonic() + PREDICT_SECONDS
 
