@@ -19,7 +19,7 @@ import redis
 from celery import Celery
 from django.db.models import Count, Sum
 
-from learning.models import ModelKind, ModelVersion, TrainingRecord
+from learning.models import ModelKind, ModelVersion, OnlineLearningState, TrainingRecord
 from learning.services.aggregates import AGGREGATES
 from tests.conftest import service_missing
 from trading.models import EngineTick, PaperAccount, PaperTrade, SignalDecision
@@ -48,6 +48,12 @@ def import_slice(tmp_path: Path, *symbols: str, candles: int = SLICE_CANDLES) ->
     for symbol in symbols:
         report = candles_import(path=candle_slice(tmp_path, symbol, candles), exchange=EXCHANGE)
         assert report.loaded == candles and not report.rejected
+
+
+def all_learned() -> bool:
+    """Every stored outcome has been through the online update (learned, or skipped as not fitting the schema)."""
+    state = OnlineLearningState.objects.first()
+    return state is not None and state.samples_learned + state.records_skipped == TrainingRecord.objects.count()
 
 
 def tick_times(hours: int, step_hours: int) -> list[datetime]:

@@ -3,11 +3,12 @@ from decimal import Decimal
 
 import pytest
 
-from learning.models import OnlineLearningState, TrainingRecord
+from learning.models import TrainingRecord
 from tests.reliability.conftest import (
     EXCHANGE,
     FIRST_TICK,
     TIMEFRAME,
+    all_learned,
     assert_books_hold,
     assert_one_active_version_per_kind,
     assert_rebuild_equals_incremental,
@@ -23,12 +24,6 @@ from trading.services.accounts import account_create
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-
-
-def all_learned() -> bool:
-    state = OnlineLearningState.objects.first()
-    records = TrainingRecord.objects.count()
-    return records > 0 and state is not None and state.samples_learned + state.records_skipped == records
 
 
 @pytest.mark.parametrize("worker_count", [2, 4])
@@ -51,7 +46,9 @@ def test_racing_workers_act_on_each_candle_once_and_every_balance_adds_up(tmp_pa
         workers.start(f"worker{index}", [queue, "celery"])
     totals = {symbol: expected_ticks(symbol, FIRST_TICK, times[-1]) for symbol in SYMBOLS}
     workers.wait_for(
-        lambda: all(ticks_done(account, symbol) == totals[symbol] for account in accounts for symbol in SYMBOLS) and all_learned(),
+        lambda: all(ticks_done(account, symbol) == totals[symbol] for account in accounts for symbol in SYMBOLS)
+        and TrainingRecord.objects.exists()
+        and all_learned(),
         timeout=300,
         what="every candle ticked and every outcome learned",
     )

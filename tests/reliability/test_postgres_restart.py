@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
-from learning.models import OnlineLearningState, TrainingRecord
 from tests.conftest import service_missing
 from tests.learning.models_.conftest import store_learnable
 from tests.reliability.conftest import (
     EXCHANGE,
     FIRST_TICK,
     TIMEFRAME,
+    all_learned,
     assert_books_hold,
     assert_one_active_version_per_kind,
     assert_rebuild_equals_incremental,
@@ -68,10 +68,6 @@ def test_workers_reconnect_and_retry_after_postgres_restarts(tmp_path, workers):
     connections.close_all()  # this process's connection died with the server too
 
     totals = {symbol: expected_ticks(symbol, FIRST_TICK, times[-1]) for symbol in SYMBOLS}
-
-    def all_learned() -> bool:
-        state = OnlineLearningState.objects.first()
-        return state is not None and state.samples_learned + state.records_skipped == TrainingRecord.objects.count()
 
     workers.wait_for(
         lambda: all(ticks_done(account, symbol) == totals[symbol] for symbol in SYMBOLS), timeout=240, what="every candle ticked"

@@ -5,11 +5,12 @@ from decimal import Decimal
 import pytest
 import redis
 
-from learning.models import OnlineLearningState, TrainingRecord
+from learning.models import TrainingRecord
 from tests.reliability.conftest import (
     EXCHANGE,
     FIRST_TICK,
     TIMEFRAME,
+    all_learned,
     assert_books_hold,
     assert_one_active_version_per_kind,
     assert_rebuild_equals_incremental,
@@ -55,10 +56,6 @@ def test_ticks_and_updates_resume_after_the_broker_comes_back(tmp_path, own_redi
     total = expected_ticks("BTCUSDT", FIRST_TICK, times[-1])
     workers.wait_for(lambda: ticks_done(account, "BTCUSDT") == total, timeout=180, what=f"all {total} ticks after the outage")
     workers.send("learning.tasks.online_update_task", queue="celery")
-
-    def all_learned() -> bool:
-        state = OnlineLearningState.objects.first()
-        return state is not None and state.samples_learned + state.records_skipped == TrainingRecord.objects.count()
 
     workers.wait_for(all_learned, timeout=120, what="every outcome learned")
     workers.stop_all()
