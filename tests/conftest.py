@@ -1,11 +1,14 @@
 """Shared fixtures: the services the suite needs must be there under CI=true, never skipped."""
 import os
+from pathlib import Path
 
 import pytest
 import redis
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# The real hourly candles bundled with the project (BTC and ETH, 2022-2023).
+BUNDLED_CANDLES = Path(__file__).resolve().parents[1] / "data" / "candles"
 
 
 def service_missing(reason: str):
@@ -36,3 +39,31 @@ def subprocess_env(transactional_db) -> dict:
         DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
     )
     return env
+
+
+@pytest.fixture(scope="session")
+def btc_frame():
+    from trading.selectors import read_candles_dir
+
+    return read_candles_dir(BUNDLED_CANDLES, "BTCUSDT", "1h")
+
+
+@pytest.fixture(scope="session")
+def eth_frame():
+    from trading.selectors import read_candles_dir
+
+    return read_candles_dir(BUNDLED_CANDLES, "ETHUSDT", "1h")
+
+
+def aggregates_snapshot() -> dict:
+    """The five learned tables by key, without their timestamps: for comparing two states exactly."""
+    from learning.services.aggregates import AGGREGATES
+
+    result = {}
+    for aggregate in AGGREGATES:
+        rows = aggregate.model.objects.values(*aggregate.key_fields, *aggregate.value_fields())
+        result[aggregate.model._meta.db_table] = {
+            tuple(row[name] for name in aggregate.key_fields): {k: v for k, v in row.items() if k != "last_updated"}
+            for row in rows
+        }
+    return result

@@ -11,6 +11,7 @@ from factory import Iterator, fuzzy
 from learning.models import SystemType, TrainingRecord
 from learning.services import store_trade_outcomes
 from learning.services.models import batch_retrain, online_update
+from tests.conftest import BUNDLED_CANDLES
 from tests.factories import TradeOutcomeFactory
 from trading.engine import TradingEngine
 from trading.models import PaperAccount
@@ -20,7 +21,7 @@ from trading.services.accounts import account_create
 from trading.services.candles import candles_import
 from trading.services.trades import trade_open
 
-CANDLES = Path(__file__).resolve().parents[2] / "data" / "candles"
+CANDLES = BUNDLED_CANDLES
 START, END = datetime(2022, 6, 1, tzinfo=UTC), datetime(2022, 6, 30, 23, tzinfo=UTC)
 SCRAPING_OUTCOMES = 120
 

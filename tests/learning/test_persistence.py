@@ -8,7 +8,7 @@ import pytest
 
 from learning.models import StrategyPerformance, TrainingRecord
 from learning.services.aggregates import aggregates_rebuild
-from tests.learning.services.test_rebuild import snapshot
+from tests.conftest import aggregates_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "data" / "demo" / "outcomes.csv"
@@ -43,6 +43,6 @@ def test_two_processes_storing_the_same_trades_store_each_once(subprocess_env):
     rows = sum(1 for _ in open(DEMO)) - 1
     assert TrainingRecord.objects.count() == rows
     assert sum(row.total_trades for row in StrategyPerformance.objects.all()) == rows
-    incremental = snapshot()
+    incremental = aggregates_snapshot()
     aggregates_rebuild()
-    assert snapshot() == incremental
+    assert aggregates_snapshot() == incremental

@@ -20,13 +20,12 @@ from celery import Celery
 from django.db.models import Count, Sum
 
 from learning.models import ModelKind, ModelVersion, OnlineLearningState, TrainingRecord
-from learning.services.aggregates import AGGREGATES
-from tests.conftest import service_missing
+from tests.conftest import BUNDLED_CANDLES, aggregates_snapshot, service_missing
 from trading.models import EngineTick, PaperAccount, PaperTrade, SignalDecision
 from trading.services.candles import candles_import
 
 ROOT = Path(__file__).resolve().parents[2]
-CANDLES = ROOT / "data" / "candles"
+CANDLES = BUNDLED_CANDLES
 CELERY = str(Path(sys.executable).with_name("celery"))
 EXCHANGE = "binanceusdm"
 TIMEFRAME = "1h"
@@ -246,17 +245,6 @@ def assert_books_hold(account: PaperAccount) -> None:
     closed_net = real.filter(status=PaperTrade.Status.CLOSED).aggregate(total=Sum("net_pnl"))["total"] or Decimal(0)
     open_entry_fees = real.filter(status=PaperTrade.Status.OPEN).aggregate(total=Sum("fees"))["total"] or Decimal(0)
     assert account.current_balance == account.starting_balance + closed_net - open_entry_fees
-
-
-def aggregates_snapshot() -> dict:
-    result = {}
-    for aggregate in AGGREGATES:
-        rows = aggregate.model.objects.values(*aggregate.key_fields, *aggregate.value_fields())
-        result[aggregate.model._meta.db_table] = {
-            tuple(row[name] for name in aggregate.key_fields): {k: v for k, v in row.items() if k != "last_updated"}
-            for row in rows
-        }
-    return result
 
 
 def assert_rebuild_equals_incremental(*, float_tolerance: float = 0.0) -> None:

@@ -1,31 +1,16 @@
 """Fixtures for profit scraping tests: the bundled real BTC/ETH hourly candles, and replays over them."""
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-
-import pytest
 
 from scraping.engine import ProfitScrapingEngine
 from trading.engine import TradingEngine
 from trading.models import PaperAccount
 from trading.replay import replay
-from trading.selectors import read_candles_dir
 from trading.services.accounts import account_create
 
-CANDLES = Path(__file__).resolve().parents[2] / "data" / "candles"
 # Three weeks of June 2022: BTC broke down from 30k to 18k and ranged, so levels are both
 # respected and broken; short enough for two cores.
 START, END = datetime(2022, 6, 1, tzinfo=UTC), datetime(2022, 6, 21, 23, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def btc_frame():
-    return read_candles_dir(CANDLES, "BTCUSDT", "1h")
-
-
-@pytest.fixture(scope="session")
-def eth_frame():
-    return read_candles_dir(CANDLES, "ETHUSDT", "1h")
 
 
 def run_replay(frames, *, engine_classes=(ProfitScrapingEngine,), prefix="replay", use_learning=False, start=START, end=END):

@@ -5,8 +5,8 @@ from django.urls import reverse
 from learning.models import StrategyPerformance, TrainingRecord
 from learning.services import store_trade_outcomes
 from learning.services.aggregates import AGGREGATES, aggregates_rebuild
+from tests.conftest import aggregates_snapshot
 from tests.factories import TradeOutcomeFactory
-from tests.learning.services.test_rebuild import snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -65,9 +65,9 @@ def test_editing_a_record_recomputes_its_aggregates(admin_client, records):
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
     record.refresh_from_db()
     assert record.success is False and str(record.net_pnl).startswith("-12.5")
-    corrected = snapshot()
+    corrected = aggregates_snapshot()
     aggregates_rebuild()
-    assert snapshot() == corrected
+    assert aggregates_snapshot() == corrected
 
 
 def test_an_edit_that_breaks_a_rule_is_refused_with_the_field_named(admin_client, records):
@@ -85,9 +85,9 @@ def test_deleting_records_recomputes_their_aggregates(admin_client, records):
     assert response.status_code == 200
     assert TrainingRecord.objects.count() == 33
     assert sum(row.total_trades for row in StrategyPerformance.objects.all()) == 33
-    corrected = snapshot()
+    corrected = aggregates_snapshot()
     aggregates_rebuild()
-    assert snapshot() == corrected
+    assert aggregates_snapshot() == corrected
 
 
 def test_rebuild_action_restores_tampered_aggregates(admin_client, records):

@@ -5,21 +5,10 @@ import pytest
 from django.core.management import call_command
 
 from learning.services import store_trade_outcome, store_trade_outcomes
-from learning.services.aggregates import AGGREGATES
+from tests.conftest import aggregates_snapshot
 from tests.factories import TradeOutcomeFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def snapshot() -> dict:
-    result = {}
-    for aggregate in AGGREGATES:
-        rows = aggregate.model.objects.values(*aggregate.key_fields, *aggregate.value_fields())
-        result[aggregate.model._meta.db_table] = {
-            tuple(row[name] for name in aggregate.key_fields): {k: v for k, v in row.items() if k != "last_updated"}
-            for row in rows
-        }
-    return result
 
 
 def test_rebuild_equals_incremental_after_thousands_of_random_outcomes():
@@ -39,11 +28,11 @@ def test_rebuild_equals_incremental_after_thousands_of_random_outcomes():
         else:
             store_trade_outcomes(outcomes=chunk)
         position += size
-    incremental = snapshot()
+    incremental = aggregates_snapshot()
     assert sum(row["total_trades"] for row in incremental["strategy_performance_learning"].values()) == 3000
 
     call_command("rebuild_learning_stats", stdout=open("/dev/null", "w"))
-    assert snapshot() == incremental
+    assert aggregates_snapshot() == incremental
 
 
 def test_rebuild_keeps_the_batch_models_importance_rows():

@@ -3,15 +3,15 @@ import csv
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 
 from django.db.models import Sum
 
+from tests.conftest import BUNDLED_CANDLES
 from tests.trading.factories import TradeOpenKwargsFactory
 from trading.models import Candle, PaperAccount, PaperTrade
 from trading.services.trades import TradeOpenResult, trade_open
 
-CANDLES_DIR = Path(__file__).resolve().parents[3] / "data" / "candles"
+CANDLES_DIR = BUNDLED_CANDLES
 
 
 @cache

@@ -4,7 +4,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.trading.engine.conftest import CANDLES
+from tests.conftest import BUNDLED_CANDLES as CANDLES
 from trading.models import PaperAccount, PaperTrade
 
 pytestmark = pytest.mark.django_db

@@ -7,12 +7,12 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from tests.conftest import BUNDLED_CANDLES as CANDLES
 from trading.engine import TradingEngine
 from trading.models import EngineTick, PaperAccount, SignalDecision
 from trading.services.accounts import account_create
 from trading.services.candles import candles_import
 from trading.services.ticks import engine_tick
-from tests.trading.engine.conftest import CANDLES
 
 EXCHANGE = "binanceusdm"
 NOW = datetime(2022, 5, 10, tzinfo=UTC)

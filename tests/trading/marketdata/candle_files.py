@@ -2,7 +2,9 @@
 import json
 from pathlib import Path
 
-CANDLES_DIR = Path(__file__).resolve().parents[3] / "data" / "candles"
+from tests.conftest import BUNDLED_CANDLES
+
+CANDLES_DIR = BUNDLED_CANDLES
 BTC_CSV = CANDLES_DIR / "BTCUSDT-1h.csv"
 HEADER = "open_time,open,high,low,close,volume"
 HOUR_MS = 3_600_000
