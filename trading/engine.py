@@ -6,9 +6,10 @@ t's closed features, asks the models and the learning service, and records a dec
 be filled at the open of t+1. A skipped signal is still followed, as a shadow trade with the
 same fill rules, so the learner keeps seeing what it declines.
 
-The engine's view of open trades and pending decisions is loaded from the database when it
-is created and kept in step by its own writes, so a fresh engine on any worker acts exactly
-like one that ran all along. The same code runs in replay and live; only the clock differs.
+The engine's view of open trades and pending decisions is loaded from its books when it is
+created and kept in step by its own writes, so a fresh engine on any worker acts exactly like
+one that ran all along. The same code runs in replay and live; only the clock differs, and
+where the books are kept until written (trading.books: at once live, in bulk in a replay).
 """
 import logging
 from collections import defaultdict
@@ -19,16 +20,15 @@ from decimal import Decimal
 import pandas as pd
 from django.conf import settings
 
-from learning.services import get_signal_recommendation
-from learning.services.models import hybrid_predict
 from learning.types import SignalContext
 from learning.ml.schema import FEATURE_SCHEMA
 from trading import execution
 from trading.features.builder import build_features
 from trading.features.indicators import TECHNICAL_FEATURES
 from trading.marketdata.naming import timeframe_ms
+from trading.books import DatabaseBooks
 from trading.models import PaperAccount, PaperTrade, SignalDecision
-from trading.services.trades import TradeNotOpen, trade_manage_exit, trade_open
+from trading.services.trades import TradeNotOpen
 from trading.signals import STRATEGY_TYPE, combined_confidence, technical_signal
 
 logger = logging.getLogger(__name__)
@@ -81,30 +81,37 @@ class BarSource:
         features = build_features(frame)
         self.symbol, self.timeframe = symbol, timeframe
         self.times = frame.index
+        self._moments = list(frame.index.to_pydatetime())
         self._ready = features["ready"].to_numpy()
         self._matrix = features[list(TECHNICAL_FEATURES)].to_numpy()
         self._market = features["market_regime"].to_numpy()
         self._volatility = features["volatility_regime"].to_numpy()
         self._prices = frame[["open", "high", "low", "close"]].to_numpy()
+        self._last: tuple[int, dict[str, float] | None] = (-2, None)
 
     def _features(self, row: int) -> dict[str, float] | None:
         if row < 0 or not self._ready[row]:
             return None
+        if self._last[0] == row:  # bars are asked for in order: row's features were row+1's previous ones
+            return self._last[1]
         return dict(zip(TECHNICAL_FEATURES, self._matrix[row].tolist()))
 
     def bar(self, row: int) -> Bar:
         # repr gives the shortest string that round-trips, so a price read as 36787.42 stays exactly that.
         open_, high, low, close = (Decimal(repr(value)) for value in self._prices[row].tolist())
+        previous_features = self._features(row - 1)
+        features = self._features(row)
+        self._last = (row, features)
         return Bar(
             symbol=self.symbol,
             timeframe=self.timeframe,
-            open_time=self.times[row].to_pydatetime(),
+            open_time=self._moments[row],
             open=open_,
             high=high,
             low=low,
             close=close,
-            features=self._features(row),
-            previous_features=self._features(row - 1),
+            features=features,
+            previous_features=previous_features,
             market_regime=self._market[row],
             volatility_regime=self._volatility[row],
         )
@@ -126,11 +133,16 @@ class TradingEngine:
         self.account = account
         self.use_learning = use_learning
         self.use_model = use_model and use_learning
+        self.keep_books(DatabaseBooks(account))
+
+    def keep_books(self, books: DatabaseBooks) -> None:
+        """Keep the account's books in `books` from now on (a replay keeps them in memory), reading its state there."""
+        self.books = books
         self._open: dict[str, list[PaperTrade]] = defaultdict(list)
-        for trade in PaperTrade.objects.filter(account=account, status=PaperTrade.Status.OPEN).order_by("pk"):
+        for trade in books.open_trades():
             self._open[trade.symbol].append(trade)
         self._pending: dict[str, list[SignalDecision]] = defaultdict(list)
-        for decision in SignalDecision.objects.filter(account=account, trade__isnull=True, reason="").order_by("pk"):
+        for decision in books.pending_decisions():
             self._pending[decision.symbol].append(decision)
 
     # -- the strategy ------------------------------------------------------------------------
@@ -173,8 +185,7 @@ class TradingEngine:
         for decision in decisions:
             if decision.candle_time != previous_candle:
                 # The candle after the decision never arrived (a gap): its moment has passed.
-                decision.reason = f"expired: no {bar.timeframe} candle followed {decision.candle_time:%Y-%m-%d %H:%M}"
-                decision.save(update_fields=["reason"])
+                self.books.set_reason(decision, f"expired: no {bar.timeframe} candle followed {decision.candle_time:%Y-%m-%d %H:%M}")
                 continue
             trade = self._open_trade(decision, bar, shadow=not decision.taken)
             if trade is None and decision.taken:
@@ -188,8 +199,7 @@ class TradingEngine:
         plan = decision.recommendation["plan"]
         sign = 1 if decision.side == "long" else -1
         entry = bar.open
-        result = trade_open(
-            account=self.account,
+        result = self.books.open_trade(
             decision=decision,
             symbol=bar.symbol,
             timeframe=bar.timeframe,
@@ -212,8 +222,7 @@ class TradingEngine:
             is_shadow=shadow,
         )
         if result.trade is None:
-            decision.reason = f"{'shadow ' if shadow else ''}not opened: {result.detail}"[:255]
-            decision.save(update_fields=["reason"])
+            self.books.set_reason(decision, f"{'shadow ' if shadow else ''}not opened: {result.detail}")
         return result.trade
 
     def _manage_exits(self, bar: Bar) -> tuple[int, int]:
@@ -223,7 +232,7 @@ class TradingEngine:
                 still_open.append(trade)
                 continue
             try:
-                exited = trade_manage_exit(trade=trade, account=self.account, candle=bar)
+                exited = self.books.manage_exit(trade, bar)
             except TradeNotOpen:
                 logger.info("%s was closed elsewhere (manual close?); dropping it", trade)
                 continue
@@ -254,7 +263,7 @@ class TradingEngine:
         }
         model_probability, model_versions = None, {}
         if self.use_model:
-            prediction = hybrid_predict(features={name: features[name] for name in FEATURE_SCHEMA.names})
+            prediction = self.books.predict({name: features[name] for name in FEATURE_SCHEMA.names})
             if prediction.model_probabilities:
                 model_probability = prediction.probability
                 model_versions = {kind: version for kind, version in prediction.versions.items() if version}
@@ -269,8 +278,8 @@ class TradingEngine:
             "size": settings.TRADING_BASELINE_POSITION_SIZE,
         }
         if self.use_learning:
-            advice = get_signal_recommendation(
-                context=SignalContext(
+            advice = self.books.recommend(
+                SignalContext(
                     strategy_type=self.strategy_type,
                     system_type=self.system_type,
                     confidence_score=confidence,
@@ -288,7 +297,7 @@ class TradingEngine:
         else:
             taken, recommendation = True, {"reasoning": "baseline: technical signals only, fixed size"}
         recommendation["plan"] = plan
-        decision = SignalDecision.objects.create(
+        decision = SignalDecision(
             account=self.account,
             symbol=bar.symbol,
             timeframe=bar.timeframe,
@@ -305,5 +314,6 @@ class TradingEngine:
             volatility_regime=bar.volatility_regime,
             taken=taken,
         )
+        self.books.record_decision(decision)
         self._pending[bar.symbol].append(decision)
         return 1

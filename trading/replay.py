@@ -1,9 +1,14 @@
 """Replay: drive engines over stored candles in time order, learning as they go, in one process.
 
 Every symbol's candles are interleaved by time, so a decision at time t (on any symbol) can
-only draw on trades that closed before t. The models learn on a fixed cadence: the online
-ensemble after every few closed trades, the batch model every simulated week, each told
-`as_of` the current candle so nothing later can leak in.
+only draw on trades that closed before t. Closed trades reach the learned statistics at once;
+the online ensemble learns after every few closed trades and the batch model is retrained on
+a fixed cadence, as of the current candle's close, so nothing later can leak in.
+
+The engines keep their books in memory (trading.books.MemoryBooks, learning.services.session)
+and everything is written to the database in one transaction every REPLAY_WRITE_EVERY
+outcomes, before each batch retrain and at the end: the same rules as live, without a round
+trip per row. A replay cut short leaves the database as of its last write.
 """
 import logging
 import time
@@ -16,11 +21,11 @@ import pandas as pd
 from django.conf import settings
 from tqdm import tqdm
 
-from learning.services.models import batch_retrain, online_update
+from learning.services.session import LearningSession
+from trading.books import DatabaseBooks, MemoryBooks, ReplayWriter
 from trading.engine import BarSource, TradingEngine
 from trading.marketdata.naming import timeframe_ms
 from trading.models import PaperAccount, PaperTrade
-from trading.services.trades import model_updates_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +53,7 @@ class ReplaySummary:
     seconds: float = 0.0
     model_updates: int = 0
     retrains: int = 0
+    writes: int = 0
     accounts: list[AccountSummary] = field(default_factory=list)
 
 
@@ -83,16 +89,22 @@ def replay(
     learning: bool = True,
     online_update_every: int | None = None,
     retrain_every: int | None = None,
+    write_every: int | None = None,
     progress: bool = True,
 ) -> ReplaySummary:
     """Run `engines` over `frames` (symbol → OHLCV frame, history before `start` used as warm-up).
 
-    The online models learn after every `online_update_every` outcomes, the batch model is
-    retrained after every `retrain_every` outcomes (real and shadow closes), both as of the
-    current candle's close.
+    The online models learn after every `online_update_every` outcomes (real and shadow
+    closes). The batch model is retrained once the outcomes since its last retrain reach
+    `retrain_every` and REPLAY_RETRAIN_GROWTH times those it was trained on (a model is
+    retrained as its data grows by a fixed fraction, so a long replay's retrains cost about as
+    much as its last few). Both learn as of the current candle's close. The books are written
+    every `write_every` outcomes.
     """
     online_update_every = online_update_every or settings.REPLAY_ONLINE_UPDATE_EVERY
     retrain_every = retrain_every or settings.REPLAY_RETRAIN_EVERY
+    write_every = write_every or settings.REPLAY_WRITE_EVERY
+    retrain_growth = settings.REPLAY_RETRAIN_GROWTH
     step = timedelta(milliseconds=timeframe_ms(timeframe))
     started = time.perf_counter()
 
@@ -106,31 +118,41 @@ def replay(
     }
     timeline = sorted(set().union(*(set(by_time) for by_time in rows.values())))
 
+    session = LearningSession(learning=learning)
+    books = [MemoryBooks(engine.account, session) for engine in engines]
+    for engine, engine_books in zip(engines, books):
+        engine.keep_books(engine_books)
+    writer = ReplayWriter(books, session)
+
     summary = ReplaySummary()
-    since_update = since_retrain = 0
-    # Closes don't queue model updates during a replay: it drives them on its own cadence below.
-    with model_updates_deferred():
-        for moment in tqdm(timeline, desc="replay", unit="candle", disable=not progress, mininterval=1.0):
-            for symbol, source in sources.items():
-                row = rows[symbol].get(moment)
-                if row is None:
-                    continue
-                bar = source.bar(row)
-                for engine in engines:
-                    outcomes = engine.on_candle_close(bar).outcomes
-                    since_update += outcomes
-                    since_retrain += outcomes
-                summary.candles += 1
-            if not learning:
+    since_update = since_retrain = outcomes_seen = 0
+    for moment in tqdm(timeline, desc="replay", unit="candle", disable=not progress, mininterval=1.0):
+        for symbol, source in sources.items():
+            row = rows[symbol].get(moment)
+            if row is None:
                 continue
-            as_of = moment.to_pydatetime() + step  # this candle's close: its exits are known now
-            if since_update >= online_update_every:
-                online_update(as_of=as_of)
-                summary.model_updates += 1
-                since_update = 0
-            if since_retrain >= retrain_every:
-                summary.retrains += batch_retrain(as_of=as_of).version is not None
-                since_retrain = 0
+            bar = source.bar(row)
+            for engine in engines:
+                outcomes = engine.on_candle_close(bar).outcomes
+                since_update += outcomes
+                since_retrain += outcomes
+                outcomes_seen += outcomes
+            summary.candles += 1
+        if learning and since_update >= online_update_every:
+            # The trades closed on this candle are known at its close: nothing later is learned.
+            session.learn()
+            summary.model_updates += 1
+            since_update = 0
+        if learning and since_retrain >= max(retrain_every, retrain_growth * (outcomes_seen - since_retrain)):
+            writer.write()
+            summary.retrains += session.retrain(as_of=moment.to_pydatetime() + step).version is not None
+            since_retrain = 0
+        elif session.pending >= write_every:
+            writer.write()
+    writer.write()
+    for engine in engines:
+        engine.keep_books(DatabaseBooks(engine.account))
+    summary.writes = writer.writes
 
     summary.seconds = time.perf_counter() - started
     summary.accounts = [account_summary(engine.account) for engine in engines]

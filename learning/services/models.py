@@ -6,6 +6,7 @@ import math
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -108,10 +109,26 @@ def _load_model(version: ModelVersion):
             f"{version.version} reads feature schema {version.feature_schema.get('version')!r}, "
             f"not the current {FEATURE_SCHEMA.version!r}"
         )
+    if version.kind == ModelKind.BATCH and (version.pk, version.sha256) in _batch_models:
+        return _batch_models[(version.pk, version.sha256)]
     state = load_estimator(bytes(version.artifact), sha256=version.sha256, sklearn_version=version.sklearn_version)
     if version.kind == ModelKind.BATCH:
-        return BatchModel.from_state(state)
+        return _batch_model_keep(version, BatchModel.from_state(state))
     return OnlineEnsemble.from_state(state)
+
+
+# Batch models loaded or trained in this process, by version and checksum. A batch model never
+# changes once trained (online ensembles do, so they are not kept here), and a replay retraining
+# every few hundred trades would otherwise read each champion back from its skops bytes.
+_batch_models: OrderedDict[tuple[int, str], BatchModel] = OrderedDict()
+_BATCH_MODELS_KEPT = 4
+
+
+def _batch_model_keep(version: ModelVersion, model: BatchModel) -> BatchModel:
+    _batch_models[(version.pk, version.sha256)] = model
+    while len(_batch_models) > _BATCH_MODELS_KEPT:
+        _batch_models.popitem(last=False)
+    return model
 
 
 def _new_version(*, kind: str, model_state: dict, **fields) -> ModelVersion:
@@ -337,9 +354,9 @@ def _learner_metrics(ensemble: OnlineEnsemble) -> dict[str, dict]:
     return result
 
 
-def _checkpoint(*, ensemble: OnlineEnsemble, active: ModelVersion | None, milestone: bool, learned: list[_Sample]) -> ModelVersion:
-    record_ids = [sample.record_id for sample in learned if sample.record_id is not None]
-    exit_times = [sample.exit_time for sample in learned if sample.exit_time is not None]
+def _checkpoint(
+    *, ensemble: OnlineEnsemble, active: ModelVersion | None, milestone: bool, record_ids: list[int], exit_times: list[datetime]
+) -> ModelVersion:
     previous_through = active.trained_through_record_id if active else None
     previous_exit = active.trained_through_exit_time if active else None
     version = _new_version(
@@ -398,7 +415,13 @@ def _online_update_chunk(*, as_of: datetime | None, limit: int) -> _ChunkResult:
         for start in range(0, len(y), batch_size):
             ensemble.partial_fit(X[start : start + batch_size], y[start : start + batch_size])
         milestone = ensemble.samples_seen // every > before // every
-        version = _checkpoint(ensemble=ensemble, active=active, milestone=milestone, learned=learned)
+        version = _checkpoint(
+            ensemble=ensemble,
+            active=active,
+            milestone=milestone,
+            record_ids=[sample.record_id for sample in learned if sample.record_id is not None],
+            exit_times=[sample.exit_time for sample in learned if sample.exit_time is not None],
+        )
         state.updates += 1
         state.last_update_at = now
         served = copy.deepcopy(ensemble)  # the trainer goes on learning; predictions use this snapshot
@@ -424,6 +447,49 @@ def _online_update_chunk(*, as_of: datetime | None, limit: int) -> _ChunkResult:
     if skipped:
         logger.info("Online update skipped %d samples whose features do not fit schema %s", skipped, FEATURE_SCHEMA.version)
     return _ChunkResult(consumed=len(taken), learned=len(learned), skipped=skipped, version=version)
+
+
+@transaction.atomic
+def online_checkpoint(*, ensemble: OnlineEnsemble, samples_before: int, record_ids: Sequence[int]) -> ModelVersion:
+    """Save an ensemble that learned these stored records outside online_update as the active online version.
+
+    A replay's in-memory ensemble learns the trades as they close and is saved here when the
+    replay writes them (`samples_before`: what it had seen at its last save). The watermark moves
+    past the records; any other record stored meanwhile is deferred, for online_update to learn.
+    """
+    now = timezone.now()
+    state = _locked_online_state()
+    active = _locked_active(ModelKind.ONLINE)
+    taken = set(record_ids)
+    rows = list(TrainingRecord.objects.filter(id__in=taken).order_by("id").values_list("id", "exit_time"))
+    every = settings.LEARNING_CHECKPOINT_EVERY
+    version = _checkpoint(
+        ensemble=ensemble,
+        active=active,
+        milestone=ensemble.samples_seen // every > samples_before // every,
+        record_ids=[record_id for record_id, _ in rows],
+        exit_times=[exit_time for _, exit_time in rows],
+    )
+    deferred = {int(record_id): stamp for record_id, stamp in state.deferred_record_ids.items() if int(record_id) not in taken}
+    stamp = now.isoformat()
+    previous = state.trained_through_record_id
+    fresh = set(TrainingRecord.objects.filter(id__gt=previous).values_list("id", flat=True))
+    if fresh:
+        watermark = max(fresh)
+        # Records stored by others meanwhile (and ids of stores still in flight) are learned later.
+        gaps = [record_id for record_id in range(previous + 1, watermark) if record_id not in taken]
+        deferred.update(dict.fromkeys(gaps[:MAX_DEFERRED_GAPS], stamp))
+        if watermark not in taken:
+            deferred[watermark] = stamp
+        state.trained_through_record_id = watermark
+    state.deferred_record_ids = {str(record_id): stamp for record_id, stamp in sorted(deferred.items())}
+    state.samples_learned += ensemble.samples_seen - samples_before
+    state.updates += 1
+    state.last_update_at = now
+    state.save()
+    served = copy.deepcopy(ensemble)
+    transaction.on_commit(lambda: _active_models.adopt(version=version, model=served))
+    return version
 
 
 def online_update(*, as_of: datetime | None = None, max_records: int | None = None) -> OnlineUpdateResult:
@@ -548,6 +614,7 @@ def _batch_version_store(*, result, ids: list[int], exit_times: list[datetime], 
         trained_through_exit_time=exit_times[-1],
         note=reason[:255],
     )
+    _batch_model_keep(version, result.model)
     if activate:
         _switch_active(current=champion, target=version, replaced=champion)
     return RetrainResult(
@@ -850,11 +917,12 @@ def _reset_on_setting_change(*, setting: str, **kwargs) -> None:
         _active_models.reset()
 
 
-def hybrid_predict(*, features: Mapping[str, float]) -> HybridPrediction:
+def hybrid_predict(*, features: Mapping[str, float], predictor: HybridPredictor | None = None) -> HybridPrediction:
     """Probability of a net profit from the active batch and online versions, blended by the hybrid weights.
 
     Raises ValidationError naming each missing, extra or non-finite feature. Read-only, so no
-    transaction: this is the hot path of every trading decision.
+    transaction: this is the hot path of every trading decision. A replay passes the
+    `predictor` it keeps in memory (learning.services.session) instead of the active versions.
     """
     if not isinstance(features, Mapping):
         raise ValidationError({"features": "Must be an object of feature name to number."})
@@ -862,5 +930,5 @@ def hybrid_predict(*, features: Mapping[str, float]) -> HybridPrediction:
         x = FEATURE_SCHEMA.vector(features)
     except FeatureSchemaError as error:
         raise ValidationError(_schema_messages(error)) from None
-    return _active_models.predictor().predict(x)
+    return (predictor or _active_models.predictor()).predict(x)
 

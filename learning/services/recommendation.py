@@ -7,6 +7,7 @@ and the other system's trades in the same conditions (whatever its strategy) cou
 evidence with weight LEARNING_TRANSFER_WEIGHT, fading as this system's own history grows.
 """
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -90,13 +91,15 @@ def calibrate_confidence(raw_confidence: float, buckets: dict[str, tuple[int, in
 
 
 @dataclass(frozen=True)
-class _Evidence:
+class Evidence:
+    """The learned rows one recommendation rests on."""
+
     quality: list[tuple[str, int, int]]  # (confidence bucket, trades, successes) of this signal type
     strategy: list[tuple[str, str, int, int, float, float]]  # (system, strategy, trades, wins, Σwin, Σloss) here
     sizing: tuple[float, int] | None  # (optimal size, trades) learned in these conditions
 
 
-def _evidence(context: SignalContext, cell_range: str) -> _Evidence:
+def _evidence(context: SignalContext, cell_range: str) -> Evidence:
     """The three learned tables' rows a recommendation needs, read in one round trip.
 
     One UNION query rather than three ORM queries: a recommendation is asked for on every
@@ -121,16 +124,23 @@ def _evidence(context: SignalContext, cell_range: str) -> _Evidence:
     quality = [(label, int(n), int(s)) for kind, label, _, n, s, _, _ in rows if kind == "quality"]
     strategy = [(system, strategy, int(n), int(w), float(a), float(b)) for kind, system, strategy, n, w, a, b in rows if kind == "strategy"]
     sizing = next(((float(size), int(n)) for kind, _, _, n, _, size, _ in rows if kind == "sizing"), None)
-    return _Evidence(quality=quality, strategy=strategy, sizing=sizing)
+    return Evidence(quality=quality, strategy=strategy, sizing=sizing)
 
 
-def get_signal_recommendation(*, context: SignalContext) -> SignalRecommendation:
-    """Decide take or skip and the size for one signal, explaining how much history backs it."""
+EvidenceSource = Callable[[SignalContext, str], Evidence]
+
+
+def get_signal_recommendation(*, context: SignalContext, evidence: EvidenceSource | None = None) -> SignalRecommendation:
+    """Decide take or skip and the size for one signal, explaining how much history backs it.
+
+    The learned rows are read from the database, or from `evidence(context, confidence_range)`
+    when given: a replay keeps them in memory between its writes (learning.services.session).
+    """
     _validate(context)
     strength = settings.LEARNING_PRIOR_STRENGTH
     cell_range = confidence_range(context.confidence_score)
 
-    evidence = _evidence(context, cell_range)
+    evidence = (evidence or _evidence)(context, cell_range)
     calibrated = calibrate_confidence(
         context.confidence_score, {bucket: (n, s) for bucket, n, s in evidence.quality}, strength
     )

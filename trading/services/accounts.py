@@ -89,14 +89,9 @@ class AccountFigures:
     win_rate: float | None
 
 
-def _margin(open_trades) -> Decimal:
+def account_margin(open_trades) -> Decimal:
+    """Margin committed to these open real trades (shadow trades commit none)."""
     return sum((trade.notional / trade.leverage for trade in open_trades), Decimal(0)).quantize(MONEY_QUANTUM)
-
-
-def account_free_balance(*, account: PaperAccount) -> Decimal:
-    """Balance not committed as margin to the account's open real trades (shadow trades commit none)."""
-    open_trades = PaperTrade.objects.filter(account=account, is_shadow=False, status=PaperTrade.Status.OPEN)
-    return account.current_balance - _margin(open_trades.only("notional", "leverage"))
 
 
 def account_figures(*, account: PaperAccount) -> AccountFigures:
@@ -106,7 +101,7 @@ def account_figures(*, account: PaperAccount) -> AccountFigures:
     closed = real.filter(status=PaperTrade.Status.CLOSED).aggregate(
         count=Count("id"), wins=Count("id", filter=Q(net_pnl__gt=0)), pnl=Sum("net_pnl")
     )
-    margin = _margin(open_trades)
+    margin = account_margin(open_trades)
     unrealised = Decimal(0)
     for trade in open_trades:
         mark = (

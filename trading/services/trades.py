@@ -18,7 +18,7 @@ from learning.services import store_trade_outcome
 from learning.types import TradeOutcome
 from trading import execution
 from trading.models import PaperAccount, PaperTrade, SignalDecision
-from trading.services.accounts import account_free_balance
+from trading.services.accounts import account_margin
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,8 @@ def _validate_open(
     breakeven_trigger_pct,
     max_holding_minutes,
     leverage,
+    check_decision,
+    **_unchecked,
 ) -> None:
     """Raise one ValidationError naming every bad argument of trade_open."""
     errors: dict[str, str] = {}
@@ -129,35 +131,58 @@ def _validate_open(
         errors["market_regime"] = f"Unknown market regime {market_regime!r}."
     if volatility_regime not in VolatilityRegime.values:
         errors["volatility_regime"] = f"Unknown volatility regime {volatility_regime!r}."
-    if decision is not None:
+    if decision is not None and decision.pk is not None:
         if decision.account_id != account.pk:
             errors["decision"] = "Belongs to another account."
-        elif PaperTrade.objects.filter(decision=decision).exists():
+        elif check_decision and PaperTrade.objects.filter(decision=decision).exists():
             errors["decision"] = "Already has a trade."
     if errors:
         raise ValidationError(errors)
 
 
-def _risk_refusal(account: PaperAccount, symbol: str, fill_time: datetime) -> tuple[Refusal, str] | None:
-    """The first risk limit of the (locked) account that this trade would break, if any."""
+@dataclass(frozen=True, kw_only=True)
+class RiskFacts:
+    """What the risk limits read about an account's real trades at the moment of a fill."""
+
+    open_total: int
+    open_in_symbol: int
+    last_exit: datetime | None  # the symbol's latest exit at or before the fill
+    realised_today: Decimal  # net P&L closed on the fill's UTC day, up to the fill
+    margin_in_use: Decimal  # margin of the open trades
+
+
+def utc_day_start(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _risk_facts(account: PaperAccount, symbol: str, fill_time: datetime) -> RiskFacts:
+    real = PaperTrade.objects.filter(account=account, is_shadow=False)
+    open_trades = list(real.filter(status=PaperTrade.Status.OPEN).only("symbol", "notional", "leverage"))
+    closed = real.filter(status=PaperTrade.Status.CLOSED, exit_time__lte=fill_time)
+    realised = closed.filter(exit_time__gte=utc_day_start(fill_time)).aggregate(pnl=Sum("net_pnl"))["pnl"]
+    return RiskFacts(
+        open_total=len(open_trades),
+        open_in_symbol=sum(1 for trade in open_trades if trade.symbol == symbol),
+        last_exit=closed.filter(symbol=symbol).order_by("-exit_time").values_list("exit_time", flat=True).first(),
+        realised_today=realised or Decimal(0),
+        margin_in_use=account_margin(open_trades),
+    )
+
+
+def risk_refusal(account: PaperAccount, symbol: str, fill_time: datetime, facts: RiskFacts) -> tuple[Refusal, str] | None:
+    """The first risk limit of the account that this trade would break, if any."""
     if account.is_paused:
         return Refusal.ACCOUNT_PAUSED, "The account is paused."
-    real = PaperTrade.objects.filter(account=account, is_shadow=False)
-    open_trades = real.filter(status=PaperTrade.Status.OPEN)
-    open_total = open_trades.count()
-    if open_total >= account.max_open_positions:
-        return Refusal.MAX_OPEN_POSITIONS, f"{open_total} trades open, the limit is {account.max_open_positions}."
-    open_in_symbol = open_trades.filter(symbol=symbol).count()
-    if open_in_symbol >= account.max_open_per_symbol:
-        return Refusal.MAX_OPEN_PER_SYMBOL, f"{open_in_symbol} {symbol} trades open, the limit is {account.max_open_per_symbol}."
-    closed = real.filter(status=PaperTrade.Status.CLOSED)
+    if facts.open_total >= account.max_open_positions:
+        return Refusal.MAX_OPEN_POSITIONS, f"{facts.open_total} trades open, the limit is {account.max_open_positions}."
+    if facts.open_in_symbol >= account.max_open_per_symbol:
+        return Refusal.MAX_OPEN_PER_SYMBOL, f"{facts.open_in_symbol} {symbol} trades open, the limit is {account.max_open_per_symbol}."
     cooldown = timedelta(minutes=account.cooldown_minutes)
-    last_exit = closed.filter(symbol=symbol, exit_time__lte=fill_time).order_by("-exit_time").values_list("exit_time", flat=True).first()
+    last_exit = facts.last_exit
     if last_exit is not None and fill_time < last_exit + cooldown:
         return Refusal.COOLDOWN, f"{symbol} closed at {last_exit:%Y-%m-%d %H:%M}; cooling down until {last_exit + cooldown:%Y-%m-%d %H:%M}."
     # The UTC day of the fill (the simulated clock, so replays refuse exactly as live would).
-    day_start = fill_time.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    realised_today = closed.filter(exit_time__gte=day_start, exit_time__lte=fill_time).aggregate(pnl=Sum("net_pnl"))["pnl"] or Decimal(0)
+    realised_today = facts.realised_today
     if realised_today < 0:
         # The balance the day began with, give or take the entry fees of trades still open.
         day_start_balance = account.current_balance - realised_today
@@ -215,32 +240,64 @@ def trade_open(
     passes no risk limit, is sized on the balance alone and never touches it. Bad arguments
     raise ValidationError.
     """
-    _validate_open(
-        account=account, decision=decision, symbol=symbol, timeframe=timeframe, side=side, fill_time=fill_time,
-        fill_price=fill_price, size_fraction=size_fraction, stop_loss_price=stop_loss_price,
+    request = dict(
+        decision=decision, symbol=symbol, timeframe=timeframe, side=side, strategy_type=strategy_type,
+        fill_time=fill_time, fill_price=fill_price, size_fraction=size_fraction, stop_loss_price=stop_loss_price,
         take_profit_price=take_profit_price, signal_features=signal_features, signal_confidence=signal_confidence,
-        ml_score=ml_score, market_regime=market_regime, volatility_regime=volatility_regime,
-        trailing_stop_pct=trailing_stop_pct, breakeven_trigger_pct=breakeven_trigger_pct,
-        max_holding_minutes=max_holding_minutes, leverage=leverage,
+        market_regime=market_regime, volatility_regime=volatility_regime, ml_score=ml_score,
+        model_versions=model_versions, trailing_stop_pct=trailing_stop_pct, breakeven_trigger_pct=breakeven_trigger_pct,
+        max_holding_minutes=max_holding_minutes, leverage=leverage, is_shadow=is_shadow,
     )  # fmt: skip
+    _validate_open(account=account, check_decision=True, **request)
+    facts = None
     if not is_shadow:
         account = _lock_account(account.pk)
-        refusal = _risk_refusal(account, symbol, fill_time)
+        facts = _risk_facts(account, symbol, fill_time)
+    result = trade_prepare_open(account=account, facts=facts, validated=True, **request)
+    if result.trade is not None:
+        result.trade.save(force_insert=True)
+        if not is_shadow:
+            account.save(update_fields=["current_balance", "updated_at"])
+        logger.info("Opened %s%s", result.trade, " (shadow)" if is_shadow else "")
+    return result
+
+
+# trade_open's optional arguments, for callers of trade_prepare_open that leave them out.
+_OPEN_DEFAULTS = dict(
+    ml_score=None, model_versions=None, trailing_stop_pct=None, breakeven_trigger_pct=None,
+    max_holding_minutes=None, leverage=Decimal(1), is_shadow=False,
+)  # fmt: skip
+
+
+def trade_prepare_open(*, account: PaperAccount, facts: RiskFacts | None, validated: bool = False, **request) -> TradeOpenResult:
+    """trade_open's rules without the database: the unsaved trade, the account's balance charged its entry fee, or a refusal.
+
+    `request` holds trade_open's arguments; `facts` are the account's risk facts (None for a
+    shadow trade, which passes no limit). A replay keeps its books in memory and calls this
+    directly; trade_open saves what it returns.
+    """
+    request = {**_OPEN_DEFAULTS, **request}
+    if not validated:
+        _validate_open(account=account, check_decision=False, **request)
+    symbol, side, fill_time, is_shadow = request["symbol"], request["side"], request["fill_time"], request["is_shadow"]
+    if facts is not None:
+        refusal = risk_refusal(account, symbol, fill_time, facts)
         if refusal is not None:
             logger.info("Refused %s %s on %s: %s", side, symbol, account, refusal[1])
             return TradeOpenResult(refusal=refusal[0], detail=refusal[1])
 
-    entry_price = execution.entry_fill_price(side=side, open_price=fill_price, slippage_rate=account.slippage_rate)
-    crossed = _exit_crossed(side, entry_price, stop_loss_price, take_profit_price)
+    entry_price = execution.entry_fill_price(side=side, open_price=request["fill_price"], slippage_rate=account.slippage_rate)
+    crossed = _exit_crossed(side, entry_price, request["stop_loss_price"], request["take_profit_price"])
     if crossed is not None:
         logger.info("Refused %s %s on %s: %s", side, symbol, account, crossed)
         return TradeOpenResult(refusal=Refusal.EXIT_CROSSED_AT_FILL, detail=crossed)
 
-    free_balance = account.current_balance if is_shadow else account_free_balance(account=account)
+    free_balance = account.current_balance - (facts.margin_in_use if facts is not None else 0)
+    leverage = request["leverage"]
     quantity = execution.position_quantity(
         equity=account.current_balance,
         free_balance=free_balance,
-        size_fraction=size_fraction,
+        size_fraction=request["size_fraction"],
         entry_price=entry_price,
         fee_rate=account.fee_rate,
         leverage=leverage,
@@ -252,36 +309,34 @@ def trade_open(
 
     notional = execution.notional_for(quantity=quantity, price=entry_price)
     entry_fee = execution.fee_for(notional=notional, fee_rate=account.fee_rate)
-    trade = PaperTrade.objects.create(
+    trade = PaperTrade(
         account=account,
-        decision=decision,
+        decision=request["decision"],
         is_shadow=is_shadow,
         symbol=symbol,
-        timeframe=timeframe,
+        timeframe=request["timeframe"],
         side=side,
-        strategy_type=strategy_type,
+        strategy_type=request["strategy_type"],
         entry_time=fill_time,
         entry_price=entry_price,
         quantity=quantity,
         notional=notional,
         leverage=leverage,
-        stop_loss_price=stop_loss_price,
-        take_profit_price=take_profit_price,
-        trailing_stop_pct=trailing_stop_pct,
-        breakeven_trigger_pct=breakeven_trigger_pct,
-        max_holding_minutes=max_holding_minutes or account.max_holding_minutes,
+        stop_loss_price=request["stop_loss_price"],
+        take_profit_price=request["take_profit_price"],
+        trailing_stop_pct=request["trailing_stop_pct"],
+        breakeven_trigger_pct=request["breakeven_trigger_pct"],
+        max_holding_minutes=request["max_holding_minutes"] or account.max_holding_minutes,
         fees=entry_fee,
-        signal_features=signal_features,
-        signal_confidence=signal_confidence,
-        ml_score=ml_score,
-        market_regime=market_regime,
-        volatility_regime=volatility_regime,
-        model_versions=model_versions or {},
+        signal_features=request["signal_features"],
+        signal_confidence=request["signal_confidence"],
+        ml_score=request["ml_score"],
+        market_regime=request["market_regime"],
+        volatility_regime=request["volatility_regime"],
+        model_versions=request["model_versions"] or {},
     )
     if not is_shadow:
         account.current_balance -= entry_fee
-        account.save(update_fields=["current_balance", "updated_at"])
-    logger.info("Opened %s%s", trade, " (shadow)" if is_shadow else "")
     return TradeOpenResult(trade=trade)
 
 
@@ -338,22 +393,39 @@ def trade_manage_exit(*, trade: PaperTrade, account: PaperAccount, candle: execu
 
     The one place an open trade meets a candle: trades_process_candle and the engine both use it.
     """
-    position = trade_position(trade=trade, account=account)
-    fill = execution.check_exit(position, candle)
+    fill, best_price_moved = trade_exit_step(trade=trade, account=account, candle=candle)
     if fill is not None:
         return trade_close(trade=trade, exit_time=fill.time, exit_price=fill.price, exit_reason=fill.kind)
-    best_price = execution.after_candle(position, candle).best_price
-    # Only breakeven and trailing stops read the best price; other trades skip the write.
-    if best_price != trade.best_price and (trade.trailing_stop_pct or trade.breakeven_trigger_pct):
-        trade.best_price = best_price
+    if best_price_moved:
         trade.save(update_fields=["best_price"])
     return None
 
 
-def _trade_outcome(trade: PaperTrade, account: PaperAccount) -> TradeOutcome:
+def trade_exit_step(*, trade: PaperTrade, account: PaperAccount, candle: execution.CandleLike) -> tuple[execution.ExitFill | None, bool]:
+    """The exit `candle` gives `trade`, if any; else the candle moves its best price (True when that changed it)."""
+    position = trade_position(trade=trade, account=account)
+    fill = execution.check_exit(position, candle)
+    if fill is not None:
+        return fill, False
+    # Only breakeven and trailing stops read the best price; other trades skip the write.
+    if not (trade.trailing_stop_pct or trade.breakeven_trigger_pct):
+        return None, False
+    best_price = execution.after_candle(position, candle).best_price
+    if best_price == trade.best_price:
+        return None, False
+    trade.best_price = best_price
+    return None, True
+
+
+def trade_learning_id(trade: PaperTrade) -> str:
+    # Trade ids are unique across accounts already; the account makes the id readable and stable.
+    return f"acct{trade.account_id}-trade{trade.pk}"
+
+
+def trade_outcome(trade: PaperTrade, account: PaperAccount) -> TradeOutcome:
+    """What learning stores of a closed trade."""
     return TradeOutcome(
-        # Trade ids are unique across accounts already; the account makes the id readable and stable.
-        trade_id=f"acct{account.pk}-trade{trade.pk}",
+        trade_id=trade_learning_id(trade),
         symbol=trade.symbol,
         strategy_type=trade.strategy_type,
         system_type=account.system_type,
@@ -427,6 +499,25 @@ def trade_close(*, trade: PaperTrade, exit_time: datetime, exit_price: Decimal, 
     if account is None:
         account = trade.account
 
+    trade_settle(trade=trade, account=account, exit_time=exit_time, exit_price=exit_price, exit_reason=exit_reason)
+    trade.save(update_fields=["status", "exit_time", "exit_price", "exit_reason", "fees", "net_pnl", "pnl_pct"])
+    if not trade.is_shadow:
+        account.save(update_fields=["current_balance", "updated_at"])
+
+    stored = storetrade_outcome(outcome=trade_outcome(trade, account))
+    if stored.duplicate:
+        logger.warning("Outcome of %s was stored already; learning left unchanged", trade)
+    transaction.on_commit(_queue_model_update, robust=True)
+    logger.info("Closed %s: %s at %s, net %s", trade, exit_reason, exit_price, trade.net_pnl)
+    return trade
+
+
+def trade_settle(*, trade: PaperTrade, account: PaperAccount, exit_time: datetime, exit_price: Decimal, exit_reason: str) -> None:
+    """trade_close's accounting without the database: the trade's exit, fees and net P&L, and the account's balance.
+
+    A real trade's account receives the gross P&L minus the exit fee (its entry fee left the
+    balance at open). A replay keeps its books in memory and calls this directly.
+    """
     pnl = execution.trade_pnl(
         side=trade.side,
         quantity=trade.quantity,
@@ -442,17 +533,8 @@ def trade_close(*, trade: PaperTrade, exit_time: datetime, exit_price: Decimal, 
     trade.fees = pnl.fees
     trade.net_pnl = pnl.net_pnl
     trade.pnl_pct = pnl.pnl_pct
-    trade.save(update_fields=["status", "exit_time", "exit_price", "exit_reason", "fees", "net_pnl", "pnl_pct"])
     if not trade.is_shadow:
         account.current_balance += pnl.gross_pnl - pnl.exit_fee
-        account.save(update_fields=["current_balance", "updated_at"])
-
-    stored = store_trade_outcome(outcome=_trade_outcome(trade, account))
-    if stored.duplicate:
-        logger.warning("Outcome of %s was stored already; learning left unchanged", trade)
-    transaction.on_commit(_queue_model_update, robust=True)
-    logger.info("Closed %s: %s at %s, net %s", trade, exit_reason, exit_price, pnl.net_pnl)
-    return trade
 
 
 @transaction.atomic
