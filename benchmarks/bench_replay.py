@@ -40,7 +40,8 @@ def run_one(database: str, engines: str, start: str, end: str) -> None:
         f"replay {engines} with learning, {database:10} {', '.join(symbols)} 1h {start}..{end} ({directory.name} data): "
         f"{summary.candles:,} candles in {summary.seconds:.1f} s = {summary.candles / summary.seconds:,.0f} candles/s; "
         f"peak RSS {peak_mb:,.0f} MB; {trades:,} trades (real + shadow), {summary.model_updates} online updates, "
-        f"{summary.retrains} batch retrains",
+        f"{summary.retrains} batch retrains; of the time: online learning {summary.seconds_learning:.1f} s, "
+        f"batch retrains {summary.seconds_retraining:.1f} s, database writes {summary.seconds_writing:.1f} s ({summary.writes})",
         flush=True,
     )
 

@@ -72,12 +72,15 @@ class ProfitScrapingEngine(TradingEngine):
         # Derived from candles only (a cache): a fresh engine rebuilds the same from the same candles.
         self._histories: dict[str, LevelHistory] = {}
         self._stored: dict[str, pd.Timestamp] = {}
+        self._current: tuple[tuple | None, LevelSet | None] = (None, None)
 
     def prepare(self, *, symbol: str, timeframe: str, frame: pd.DataFrame) -> None:
         self._histories[symbol] = LevelHistory(frame, timeframe_ns=timeframe_ms(timeframe) * 1_000_000, params=self.params.levels)
 
     def levels_at(self, bar: Bar) -> LevelSet | None:
         """The levels in force at `bar`, from its prepared frame or, live, from the stored candles."""
+        if self._current[0] == (bar.symbol, bar.open_time):
+            return self._current[1]
         history = self._histories.get(bar.symbol)
         when = pd.Timestamp(bar.open_time)
         if history is None or not history.covers(when):
@@ -95,7 +98,9 @@ class ProfitScrapingEngine(TradingEngine):
                 return None
             self.prepare(symbol=bar.symbol, timeframe=bar.timeframe, frame=frame)
             history = self._histories[bar.symbol]
-        return history.at(when)
+        level_set = history.at(when)
+        self._current = ((bar.symbol, bar.open_time), level_set)  # propose asks again for the same bar
+        return level_set
 
     def on_candle_close(self, bar: Bar) -> TickResult:
         self._store_levels(bar)
@@ -106,7 +111,7 @@ class ProfitScrapingEngine(TradingEngine):
         level_set = self.levels_at(bar)
         if level_set is None or self._stored.get(bar.symbol) == level_set.computed_at:
             return
-        price_levels_replace(symbol=bar.symbol, timeframe=bar.timeframe, level_set=level_set)
+        self.books.write_later(price_levels_replace, symbol=bar.symbol, timeframe=bar.timeframe, level_set=level_set)
         self._stored[bar.symbol] = level_set.computed_at
 
     def propose(self, bar: Bar) -> Proposal | None:

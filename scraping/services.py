@@ -4,6 +4,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from scraping.levels import LevelSet
+from tradelearn.bulk import bulk_insert
 from scraping.models import PriceLevel
 from trading.execution import PRICE_QUANTUM
 
@@ -17,22 +18,21 @@ def price_levels_replace(*, symbol: str, timeframe: str, level_set: LevelSet) ->
     """
     computed_at = level_set.computed_at.to_pydatetime()
     PriceLevel.objects.filter(symbol=symbol, timeframe=timeframe, computed_at=computed_at).delete()
-    created = PriceLevel.objects.bulk_create(
-        [
-            PriceLevel(
-                symbol=symbol,
-                timeframe=timeframe,
-                computed_at=computed_at,
-                price=Decimal(repr(row["price"])).quantize(PRICE_QUANTUM),
-                kind=row["kind"],
-                touches=row["touches"],
-                bounces=row["bounces"],
-                bounce_rate=row["bounce_rate"],
-                last_test_time=row["last_test_time"],
-                strength=row["strength"],
-                magnets=row["magnets"],
-            )
-            for row in level_set.rows()
-        ]
-    )
+    created = [
+        PriceLevel(
+            symbol=symbol,
+            timeframe=timeframe,
+            computed_at=computed_at,
+            price=Decimal(repr(row["price"])).quantize(PRICE_QUANTUM),
+            kind=row["kind"],
+            touches=row["touches"],
+            bounces=row["bounces"],
+            bounce_rate=row["bounce_rate"],
+            last_test_time=row["last_test_time"],
+            strength=row["strength"],
+            magnets=row["magnets"],
+        )
+        for row in level_set.rows()
+    ]
+    bulk_insert(PriceLevel, created)
     return len(created)

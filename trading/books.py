@@ -13,7 +13,7 @@ get_signal_recommendation, hybrid_predict). They differ only in when rows reach 
 """
 import dataclasses
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -22,6 +22,7 @@ from django.db.models import Max, Sum
 from django.db.models.functions import TruncDate
 
 from learning.ml.hybrid import HybridPrediction
+from tradelearn.bulk import bulk_insert, bulk_update_rows
 from learning.services import get_signal_recommendation
 from learning.services.models import hybrid_predict
 from learning.services.session import LearningSession
@@ -60,6 +61,10 @@ class DatabaseBooks:
     def record_decision(self, decision: SignalDecision) -> None:
         decision.save(force_insert=True)
 
+    def write_later(self, write: Callable[..., object], **kwargs) -> None:
+        """A write of an engine's own (a strategy's derived data): here at once, in a replay with the books."""
+        write(**kwargs)
+
     def set_reason(self, decision: SignalDecision, reason: str) -> None:
         decision.reason = reason[:255]
         decision.save(update_fields=["reason"])
@@ -97,12 +102,16 @@ class MemoryBooks(DatabaseBooks):
         self._changed_trades: dict[int, PaperTrade] = {}
         self._closed: list[tuple[PaperTrade, str]] = []  # closed since the last write, with the id learning saw
         self._observed = 0
+        self._later: list[tuple[Callable[..., object], dict]] = []
 
     def open_trades(self) -> list[PaperTrade]:
         return list(self._open_trades)
 
     def record_decision(self, decision: SignalDecision) -> None:
         self._new_decisions.append(decision)
+
+    def write_later(self, write: Callable[..., object], **kwargs) -> None:
+        self._later.append((write, kwargs))
 
     def set_reason(self, decision: SignalDecision, reason: str) -> None:
         decision.reason = reason[:255]
@@ -158,13 +167,14 @@ class MemoryBooks(DatabaseBooks):
 
     def write(self) -> dict[str, str]:
         """Write the account's new and changed rows (call inside a transaction); returns learning's trade ids."""
-        SignalDecision.objects.bulk_create(self._new_decisions)
-        PaperTrade.objects.bulk_create(self._new_trades)
-        if self._changed_decisions:
-            SignalDecision.objects.bulk_update(self._changed_decisions.values(), ["reason"])
-        if self._changed_trades:
-            PaperTrade.objects.bulk_update(self._changed_trades.values(), _TRADE_CHANGES)
+        bulk_insert(SignalDecision, self._new_decisions)
+        bulk_insert(PaperTrade, self._new_trades)
+        bulk_update_rows(SignalDecision, self._changed_decisions.values(), ["reason"])
+        bulk_update_rows(PaperTrade, self._changed_trades.values(), _TRADE_CHANGES)
         self.account.save(update_fields=["current_balance", "updated_at"])
+        for write, kwargs in self._later:
+            write(**kwargs)
+        self._later = []
         trade_ids = {provisional: trade_learning_id(trade) for trade, provisional in self._closed}
         self._new_decisions, self._new_trades, self._closed = [], [], []
         self._changed_decisions, self._changed_trades = {}, {}
@@ -179,9 +189,10 @@ class ReplayWriter:
         self.writes = 0
 
     @transaction.atomic
-    def write(self) -> None:
+    def write(self, *, final: bool = False) -> None:
+        """Write everything kept since the last write; the online ensemble is saved only by the `final` one."""
         trade_ids: dict[str, str] = {}
         for books in self.books:
             trade_ids.update(books.write())
-        self.learning.write(trade_ids=trade_ids)
+        self.learning.write(trade_ids=trade_ids, checkpoint=final)
         self.writes += 1

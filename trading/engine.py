@@ -180,6 +180,8 @@ class TradingEngine:
 
     def _fill_pending(self, bar: Bar) -> int:
         decisions, self._pending[bar.symbol] = self._pending[bar.symbol], []
+        if not decisions:
+            return 0
         previous_candle = bar.open_time - timedelta(milliseconds=timeframe_ms(bar.timeframe))
         opened = 0
         for decision in decisions:

@@ -12,6 +12,7 @@ trip per row. A replay cut short leaves the database as of its last write.
 """
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -54,6 +55,10 @@ class ReplaySummary:
     model_updates: int = 0
     retrains: int = 0
     writes: int = 0
+    # Where the time went, besides the engines themselves.
+    seconds_learning: float = 0.0  # online ensemble updates
+    seconds_retraining: float = 0.0  # batch retrains
+    seconds_writing: float = 0.0  # writing the books and outcomes to the database
     accounts: list[AccountSummary] = field(default_factory=list)
 
 
@@ -77,6 +82,15 @@ def account_summary(account: PaperAccount) -> AccountSummary:
         max_drawdown_pct=float(drawdowns.max()),
         final_balance=account.current_balance,
     )
+
+
+@contextmanager
+def _timed(summary: ReplaySummary, name: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        setattr(summary, name, getattr(summary, name) + time.perf_counter() - started)
 
 
 def replay(
@@ -140,16 +154,21 @@ def replay(
             summary.candles += 1
         if learning and since_update >= online_update_every:
             # The trades closed on this candle are known at its close: nothing later is learned.
-            session.learn()
+            with _timed(summary, "seconds_learning"):
+                session.learn()
             summary.model_updates += 1
             since_update = 0
         if learning and since_retrain >= max(retrain_every, retrain_growth * (outcomes_seen - since_retrain)):
-            writer.write()
-            summary.retrains += session.retrain(as_of=moment.to_pydatetime() + step).version is not None
+            with _timed(summary, "seconds_writing"):
+                writer.write()
+            with _timed(summary, "seconds_retraining"):
+                summary.retrains += session.retrain(as_of=moment.to_pydatetime() + step).version is not None
             since_retrain = 0
         elif session.pending >= write_every:
-            writer.write()
-    writer.write()
+            with _timed(summary, "seconds_writing"):
+                writer.write()
+    with _timed(summary, "seconds_writing"):
+        writer.write(final=True)
     for engine in engines:
         engine.keep_books(DatabaseBooks(engine.account))
     summary.writes = writer.writes

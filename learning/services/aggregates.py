@@ -13,10 +13,11 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import FloatField, IntegerField, Model, Q
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from learning import stats
+from tradelearn.bulk import bulk_insert, bulk_update_rows
 from learning.buckets import confidence_range, label_midpoint
 from learning.models import (
     FeatureImportance,
@@ -344,27 +345,6 @@ def _locked_rows(aggregate: Aggregate, keys: Sequence[tuple]):
     return model.objects.raw(sql, [value for key in keys for value in key])
 
 
-def _update_rows(aggregate: Aggregate, rows: list) -> None:
-    # One prepared UPDATE sent for all rows: bulk_update() would build a CASE expression per
-    # column per row, and compiling that was most of the cost of storing an outcome.
-    model, quote = aggregate.model, connection.ops.quote_name
-    fields = [model._meta.get_field(name) for name in aggregate.value_fields()]
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
-    # Plain numbers go to the driver as they are; only Decimal, JSON and datetime columns need preparing.
-    prepare = [None if isinstance(field, (FloatField, IntegerField)) else field for field in fields]
-    params = [
-        [
-            getattr(row, field.attname) if preparer is None else preparer.get_db_prep_save(getattr(row, field.attname), connection)
-            for field, preparer in zip(fields, prepare)
-        ]
-        + [row.pk]
-        for row in rows
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
 def _write(aggregate: Aggregate, rows: Iterable, now: datetime) -> None:
     existing, created = [], []
     for row in rows:
@@ -372,9 +352,9 @@ def _write(aggregate: Aggregate, rows: Iterable, now: datetime) -> None:
         row.last_updated = now
         (existing if row.pk else created).append(row)
     if existing:
-        _update_rows(aggregate, existing)
+        bulk_update_rows(aggregate.model, existing, aggregate.value_fields())
     if created:
-        aggregate.model.objects.bulk_create(created)
+        bulk_insert(aggregate.model, created)
 
 
 def aggregates_apply(*, facts_list: Sequence[OutcomeFacts], now: datetime | None = None) -> None:

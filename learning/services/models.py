@@ -109,11 +109,9 @@ def _load_model(version: ModelVersion):
             f"{version.version} reads feature schema {version.feature_schema.get('version')!r}, "
             f"not the current {FEATURE_SCHEMA.version!r}"
         )
-    if version.kind == ModelKind.BATCH and (version.pk, version.sha256) in _batch_models:
-        return _batch_models[(version.pk, version.sha256)]
     state = load_estimator(bytes(version.artifact), sha256=version.sha256, sklearn_version=version.sklearn_version)
     if version.kind == ModelKind.BATCH:
-        return _batch_model_keep(version, BatchModel.from_state(state))
+        return BatchModel.from_state(state)
     return OnlineEnsemble.from_state(state)
 
 
@@ -129,6 +127,12 @@ def _batch_model_keep(version: ModelVersion, model: BatchModel) -> BatchModel:
     while len(_batch_models) > _BATCH_MODELS_KEPT:
         _batch_models.popitem(last=False)
     return model
+
+
+def batch_model(version: ModelVersion) -> BatchModel:
+    """The batch model of `version`: the one this process trained or loaded, else loaded (and verified) now."""
+    cached = _batch_models.get((version.pk, version.sha256))
+    return cached if cached is not None else _batch_model_keep(version, _load_model(version))
 
 
 def _new_version(*, kind: str, model_state: dict, **fields) -> ModelVersion:
@@ -628,7 +632,7 @@ def _champion_metrics(X: np.ndarray, y: np.ndarray, validation_rows: np.ndarray)
     if champion is None:
         return None, None
     try:
-        model = _load_model(champion)
+        model = batch_model(champion)
     except (ModelArtifactError, ValueError) as error:
         logger.error("Active batch model %s cannot be loaded for comparison: %s", champion.version, error)
         return None, str(error)

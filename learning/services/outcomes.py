@@ -19,6 +19,7 @@ from learning.models import (
 )
 from learning.services.aggregates import OutcomeFacts, aggregates_apply, aggregates_rebuild_keys
 from learning.types import StoreResult, TradeOutcome
+from tradelearn.bulk import bulk_insert
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +229,7 @@ def _insert_new(records: list[TrainingRecord], *, check_existing: bool) -> Store
             fresh.append(record)
     if fresh:
         try:
-            TrainingRecord.objects.bulk_create(fresh)
+            bulk_insert(TrainingRecord, fresh)
         except DataError as error:
             raise ValidationError(f"A value does not fit its column: {error}") from None
         aggregates_apply(facts_list=[OutcomeFacts.from_record(record) for record in fresh])

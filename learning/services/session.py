@@ -37,6 +37,7 @@ from learning.services.models import (
     RetrainResult,
     _load_model,
     _schema_vector,
+    batch_model,
     batch_retrain,
     hybrid_predict,
     online_checkpoint,
@@ -85,6 +86,7 @@ class LearningSession:
         self.ensemble, self._online_version = OnlineEnsemble(), None
         self._batch, self._batch_version = None, None
         self._samples_saved = 0
+        self._unsaved_trade_ids: list[str] = []  # written since the ensemble was last saved
         self._load_evidence()
         if learning:
             self._load_models()
@@ -109,7 +111,7 @@ class LearningSession:
         self._samples_saved = self.ensemble.samples_seen
         batch = active.get(ModelKind.BATCH)
         if batch is not None:
-            self._batch, self._batch_version = _load_model(batch), batch
+            self._batch, self._batch_version = batch_model(batch), batch
         self._build_predictor()
 
     def _build_predictor(self) -> None:
@@ -176,25 +178,39 @@ class LearningSession:
     def pending(self) -> int:
         return len(self._pending)
 
-    def write(self, *, trade_ids: Mapping[str, str]) -> int:
+    def write(self, *, trade_ids: Mapping[str, str], checkpoint: bool = True) -> int:
         """Store the observed outcomes (renamed by `trade_ids`: they were observed before their trades had
-        ids) with their aggregate updates, save the online ensemble, and re-read the evidence.
+        ids) with their aggregate updates, re-read the evidence, and with `checkpoint` save the
+        online ensemble as the active online version.
 
-        Runs in the caller's transaction, so the trades and their outcomes land together.
+        Runs in the caller's transaction, so the trades and their outcomes land together. Until
+        the ensemble is saved, the online state still says the records written since its last
+        save are unlearned, which is true of the version saved: a replay cut short between
+        saves leaves them to the next online_update.
         """
         outcomes = [dataclasses.replace(o, trade_id=trade_ids.get(o.trade_id, o.trade_id)) for o in self._pending]
         with transaction.atomic():
             for start in range(0, len(outcomes), _WRITE_CHUNK):
                 store_trade_outcomes(outcomes=outcomes[start : start + _WRITE_CHUNK])
-            self.learn()
-            if self.ensemble.samples_seen > self._samples_saved:
-                record_ids = TrainingRecord.objects.filter(trade_id__in=[o.trade_id for o in outcomes]).values_list("id", flat=True)
-                version = online_checkpoint(ensemble=self.ensemble, samples_before=self._samples_saved, record_ids=list(record_ids))
-                self._samples_saved, self._online_version = self.ensemble.samples_seen, version.version
-                self._build_predictor()
+            self._unsaved_trade_ids.extend(outcome.trade_id for outcome in outcomes)
+            if checkpoint and self.learning:
+                self._checkpoint()
         self._pending = []
         self._load_evidence()
         return len(outcomes)
+
+    def _checkpoint(self) -> None:
+        self.learn()
+        if self.ensemble.samples_seen == self._samples_saved:
+            return
+        record_ids = []
+        for start in range(0, len(self._unsaved_trade_ids), _WRITE_CHUNK):
+            chunk = self._unsaved_trade_ids[start : start + _WRITE_CHUNK]
+            record_ids.extend(TrainingRecord.objects.filter(trade_id__in=chunk).values_list("id", flat=True))
+        version = online_checkpoint(ensemble=self.ensemble, samples_before=self._samples_saved, record_ids=record_ids)
+        self._samples_saved, self._online_version = self.ensemble.samples_seen, version.version
+        self._unsaved_trade_ids = []
+        self._build_predictor()
 
     def retrain(self, *, as_of: datetime) -> RetrainResult:
         """Retrain the batch model on the stored records closed before `as_of` (write first)."""
@@ -203,6 +219,6 @@ class LearningSession:
         result = batch_retrain(as_of=as_of)
         if result.activated:
             version = ModelVersion.objects.get(kind=ModelKind.BATCH, active=True)
-            self._batch, self._batch_version = _load_model(version), version
+            self._batch, self._batch_version = batch_model(version), version
             self._build_predictor()
         return result

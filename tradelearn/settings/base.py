@@ -213,7 +213,7 @@ TRADING_TARGET_ATR_MULTIPLE = env_float("TRADING_TARGET_ATR_MULTIPLE", 3.0, mini
 TRADING_BASELINE_POSITION_SIZE = env_float("TRADING_BASELINE_POSITION_SIZE", 0.02, minimum=0.0, maximum=1.0)
 TRADING_STARTING_BALANCE = env_str("TRADING_STARTING_BALANCE", "10000")
 # Replay's learning cadence, in outcomes (real and shadow closes) since the last update.
-REPLAY_ONLINE_UPDATE_EVERY = env_int("REPLAY_ONLINE_UPDATE_EVERY", 10, minimum=1)
+REPLAY_ONLINE_UPDATE_EVERY = env_int("REPLAY_ONLINE_UPDATE_EVERY", 25, minimum=1)
 REPLAY_RETRAIN_EVERY = env_int("REPLAY_RETRAIN_EVERY", 200, minimum=1)
 # ... and once the outcomes since the last retrain reach this fraction of those it was trained on.
 REPLAY_RETRAIN_GROWTH = env_float("REPLAY_RETRAIN_GROWTH", 0.5, minimum=0.0)

@@ -250,7 +250,10 @@ def trade_open(
     )  # fmt: skip
     _validate_open(account=account, check_decision=True, **request)
     facts = None
-    if not is_shadow:
+    if is_shadow:
+        # Sized on the balance as it is now (the caller's copy may be older); no lock, no write.
+        account = PaperAccount.objects.get(pk=account.pk)
+    else:
         account = _lock_account(account.pk)
         facts = _risk_facts(account, symbol, fill_time)
     result = trade_prepare_open(account=account, facts=facts, validated=True, **request)
@@ -504,7 +507,7 @@ def trade_close(*, trade: PaperTrade, exit_time: datetime, exit_price: Decimal, 
     if not trade.is_shadow:
         account.save(update_fields=["current_balance", "updated_at"])
 
-    stored = storetrade_outcome(outcome=trade_outcome(trade, account))
+    stored = store_trade_outcome(outcome=trade_outcome(trade, account))
     if stored.duplicate:
         logger.warning("Outcome of %s was stored already; learning left unchanged", trade)
     transaction.on_commit(_queue_model_update, robust=True)
