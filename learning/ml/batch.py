@@ -24,6 +24,7 @@ CalibrationMethod = Literal["sigmoid", "isotonic"]
 MIN_TRAINING_ROWS = 50
 MIN_VALIDATION_ROWS = 20
 PERMUTATION_REPEATS = 5
+_PERMUTATION_ROWS = 50_000
 
 # Models are trained and evaluated on machines whose cores the trading engines keep busy. There,
 # OpenMP threads waiting on each other made HistGradientBoosting fits ~10x slower (2.4 s instead
@@ -220,19 +221,20 @@ def _permutation_importance(
     rng = np.random.default_rng(random_state)
     baseline = metrics.log_loss(y, model.predict_proba(X)[:, 1])
     rows = len(y)
-    importance = {}
-    for column, name in enumerate(feature_names):
-        # All repeats of one feature scored in one call: the per-call cost dominated small windows.
-        shuffled = np.tile(X, (PERMUTATION_REPEATS, 1))
-        for repeat in range(PERMUTATION_REPEATS):
-            shuffled[repeat * rows : (repeat + 1) * rows, column] = rng.permutation(X[:, column])
+    blocks = [(column, repeat) for column in range(len(feature_names)) for repeat in range(PERMUTATION_REPEATS)]
+    rises: dict[int, list[float]] = {column: [] for column in range(len(feature_names))}
+    # Many permuted copies scored per call (the per-call cost dominated small windows), in
+    # slices of at most _PERMUTATION_ROWS rows to bound memory.
+    per_call = max(1, _PERMUTATION_ROWS // max(rows, 1))
+    for first in range(0, len(blocks), per_call):
+        chunk = blocks[first : first + per_call]
+        shuffled = np.tile(X, (len(chunk), 1))
+        for index, (column, _) in enumerate(chunk):
+            shuffled[index * rows : (index + 1) * rows, column] = rng.permutation(X[:, column])
         probabilities = model.predict_proba(shuffled)[:, 1]
-        rises = [
-            metrics.log_loss(y, probabilities[repeat * rows : (repeat + 1) * rows]) - baseline
-            for repeat in range(PERMUTATION_REPEATS)
-        ]
-        importance[name] = float(np.mean(rises))
-    return importance
+        for index, (column, _) in enumerate(chunk):
+            rises[column].append(metrics.log_loss(y, probabilities[index * rows : (index + 1) * rows]) - baseline)
+    return {name: float(np.mean(rises[column])) for column, name in enumerate(feature_names)}
 
 
 def train_batch_model(

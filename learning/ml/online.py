@@ -137,7 +137,9 @@ class OnlineLearner:
         return self
 
     def _scale(self, features: np.ndarray) -> np.ndarray:
-        return np.clip(self.scaler.transform(features), -SCALED_FEATURE_CLIP, SCALED_FEATURE_CLIP)
+        # StandardScaler.transform's arithmetic without its per-call validation (callers check shapes).
+        scaled = (features - self.scaler.mean_) / self.scaler.scale_
+        return np.clip(scaled, -SCALED_FEATURE_CLIP, SCALED_FEATURE_CLIP, out=scaled)
 
     def _score_before_update(self, features: np.ndarray, outcomes: np.ndarray) -> None:
         self._record(self.predict_proba(features)[:, 1], outcomes)
@@ -241,7 +243,8 @@ class SGDLearner(OnlineLearner):
         )
 
     def _positive_proba(self, scaled: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(scaled)[:, 1]
+        # predict_proba's logistic of the decision function, without its per-call validation.
+        return expit(scaled @ self.model.coef_[0] + self.model.intercept_[0])
 
     def _positive_proba_one(self, scaled: np.ndarray) -> float:
         return sigmoid(float(scaled @ self.model.coef_[0]) + float(self.model.intercept_[0]))
@@ -273,7 +276,7 @@ class PassiveAggressiveLearner(OnlineLearner):
         )
 
     def _margins(self, features: np.ndarray) -> np.ndarray:
-        return self.model.decision_function(self._scale(features))
+        return self._scale(features) @ self.model.coef_[0] + self.model.intercept_[0]
 
     def _score_before_update(self, features: np.ndarray, outcomes: np.ndarray) -> None:
         margins = self._margins(features)
@@ -281,7 +284,7 @@ class PassiveAggressiveLearner(OnlineLearner):
         self.calibration.partial_fit(margins, outcomes)
 
     def _positive_proba(self, scaled: np.ndarray) -> np.ndarray:
-        return self.calibration.probability(self.model.decision_function(scaled))
+        return self.calibration.probability(scaled @ self.model.coef_[0] + self.model.intercept_[0])
 
     def _positive_proba_one(self, scaled: np.ndarray) -> float:
         margin = float(scaled @ self.model.coef_[0]) + float(self.model.intercept_[0])
@@ -309,7 +312,9 @@ class MLPLearner(OnlineLearner):
         )
 
     def _positive_proba(self, scaled: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(scaled)[:, 1]
+        # predict_proba's forward pass (ReLU, then a logistic output), without its per-call validation.
+        hidden = np.maximum(scaled @ self.model.coefs_[0] + self.model.intercepts_[0], 0.0)
+        return expit(hidden @ self.model.coefs_[1][:, 0] + self.model.intercepts_[1][0])
 
     def _positive_proba_one(self, scaled: np.ndarray) -> float:
         hidden = scaled @ self.model.coefs_[0] + self.model.intercepts_[0]
