@@ -4,6 +4,7 @@ import random
 from contextlib import contextmanager
 from unittest import mock
 
+from learning.services.session import LearningSession
 from learning.types import TradeOutcome
 from trading.services import trades
 
@@ -22,11 +23,18 @@ def shuffled_outcome_labels(*, seed: int):
     """
     rng = random.Random(seed)
     results: list[dict] = []
-    store = trades.store_trade_outcome
+    store, observe = trades.store_trade_outcome, LearningSession.observe
+
+    def shuffled(outcome: TradeOutcome) -> TradeOutcome:
+        results.append({name: getattr(outcome, name) for name in _RESULT_FIELDS})
+        return dataclasses.replace(outcome, **rng.choice(results))
 
     def store_shuffled(*, outcome: TradeOutcome):
-        results.append({name: getattr(outcome, name) for name in _RESULT_FIELDS})
-        return store(outcome=dataclasses.replace(outcome, **rng.choice(results)))
+        return store(outcome=shuffled(outcome))
 
-    with mock.patch.object(trades, "store_trade_outcome", store_shuffled):
+    def observe_shuffled(session: LearningSession, outcome: TradeOutcome) -> None:
+        # A replay's learning sees closed trades here first, and later writes what it saw.
+        observe(session, shuffled(outcome))
+
+    with mock.patch.object(trades, "store_trade_outcome", store_shuffled), mock.patch.object(LearningSession, "observe", observe_shuffled):
         yield

@@ -67,7 +67,8 @@ def _facts(outcome: TradeOutcome) -> OutcomeFacts:
         confidence_score=outcome.confidence_score,
         market_regime=outcome.market_regime,
         volatility_regime=outcome.volatility_regime,
-        success=outcome.success,
+        # As store_trade_outcomes reads it: an outcome may leave success to follow from net P&L.
+        success=outcome.net_pnl > 0 if outcome.success is None else outcome.success,
         pnl_pct=float(outcome.pnl_pct),
         net_pnl=outcome.net_pnl,
         duration_minutes=int((outcome.exit_time - outcome.entry_time).total_seconds() // 60),
@@ -160,7 +161,7 @@ class LearningSession:
         if vector is None:
             self.skipped += 1
         else:
-            self._unlearned.append((vector, int(outcome.success)))
+            self._unlearned.append((vector, int(facts.success)))
 
     def learn(self) -> int:
         """Teach the online ensemble every trade observed since the last call; returns how many."""

@@ -70,3 +70,22 @@ def test_the_shuffle_hook_moves_whole_results_between_trades_and_leaves_the_rest
         )
     moved = sum(learned.net_pnl != original.net_pnl for original, learned in zip(outcomes, stored))
     assert moved > 150
+
+
+@pytest.mark.django_db
+def test_the_shuffle_reaches_a_replays_learning_and_what_it_writes():
+    from decimal import Decimal
+
+    from learning.models import TrainingRecord
+    from learning.services.session import LearningSession
+
+    session = LearningSession(learning=False)
+    outcomes = TradeOutcomeFactory.build_batch(100)
+    with shuffled_outcome_labels(seed=3):
+        for outcome in outcomes:
+            session.observe(outcome)
+    session.write(trade_ids={})
+    stored = dict(TrainingRecord.objects.values_list("trade_id", "net_pnl"))
+    assert set(stored) == {outcome.trade_id for outcome in outcomes}
+    moved = sum(abs(stored[outcome.trade_id] - outcome.net_pnl) > Decimal("1e-6") for outcome in outcomes)
+    assert moved > 60

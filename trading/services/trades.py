@@ -457,7 +457,7 @@ _updates_deferred: ContextVar[bool] = ContextVar("model_updates_deferred", defau
 
 @contextmanager
 def model_updates_deferred():
-    """Within this block closes queue no model update: a replay drives the updates on its own cadence."""
+    """Within this block closes queue no model update: the caller drives the updates itself."""
     token = _updates_deferred.set(True)
     try:
         yield
