@@ -53,7 +53,9 @@ def main() -> None:
     )
     print(
         f"  trades {figures.trades}, shadow {figures.shadow_trades}, win rate {figures.win_rate:.1%}, "
-        f"net P&L {float(figures.net_pnl):+.2f}, model updates {summary.model_updates}, batch retrains {summary.retrains}"
+        f"net P&L {float(figures.net_pnl):+.2f}, model updates {summary.model_updates}, batch retrains {summary.retrains}; "
+        f"of the time: online learning {summary.seconds_learning:.1f} s, batch retrains {summary.seconds_retraining:.1f} s, "
+        f"database writes {summary.seconds_writing:.1f} s ({summary.writes})"
     )
 
 

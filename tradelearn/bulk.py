@@ -44,25 +44,38 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model]) -> None
     columns = ", ".join(quote(field.column) for field in fields)
     row_marks = "(" + ", ".join(["%s"] * len(fields)) + ")"
     batch = max(1, min(_MAX_BATCH, connection.ops.bulk_batch_size(fields, objs)))
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
     with connection.cursor() as cursor:
         for start in range(0, len(objs), batch):
             chunk = objs[start : start + batch]
-            params = []
-            for obj in chunk:
-                obj._prepare_related_fields_for_save(operation_name="bulk_insert")
-                for field in stamped:
-                    field.pre_save(obj, add=True)
-                for field, convert in zip(fields, converters):
-                    value = getattr(obj, field.attname)
-                    params.append(value if convert is None else convert(value))
-            sql = (
-                f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {', '.join([row_marks] * len(chunk))} "
-                f"RETURNING {quote(model._meta.pk.column)}"
-            )
-            cursor.execute(sql, params)
-            for obj, (pk,) in zip(chunk, cursor.fetchall()):
-                obj.pk = pk
+            params = [_row(obj, fields, converters, stamped) for obj in chunk]
+            if connection.vendor == "postgresql":
+                # One short statement, parsed once and pipelined by psycopg; a statement of thousands
+                # of placeholders was re-parsed on every call.
+                raw, pks = cursor.cursor, []
+                with connection.wrap_database_errors:  # Django's exception classes, as its cursor raises
+                    raw.executemany(f"INSERT INTO {table} ({columns}) VALUES {row_marks} RETURNING {pk}", params, returning=True)
+                    while True:
+                        pks.append(raw.fetchone()[0])
+                        if not raw.nextset():
+                            break
+            else:
+                sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_marks] * len(chunk))} RETURNING {pk}"
+                cursor.execute(sql, [value for row in params for value in row])
+                pks = [row[0] for row in cursor.fetchall()]
+            for obj, key in zip(chunk, pks, strict=True):
+                obj.pk = key
                 obj._state.adding, obj._state.db = False, connection.alias
+
+
+def _row(obj: models.Model, fields: list[models.Field], converters: list, stamped: list[models.Field]) -> list:
+    obj._prepare_related_fields_for_save(operation_name="bulk_insert")
+    for field in stamped:
+        field.pre_save(obj, add=True)
+    return [
+        value if convert is None else convert(value)
+        for value, convert in ((getattr(obj, field.attname), convert) for field, convert in zip(fields, converters))
+    ]
 
 
 def bulk_update_rows(model: type[models.Model], objs: Iterable[models.Model], names: Sequence[str]) -> None:

@@ -81,7 +81,7 @@ class BarSource:
         features = build_features(frame)
         self.symbol, self.timeframe = symbol, timeframe
         self.times = frame.index
-        self._moments = list(frame.index.to_pydatetime())
+        self.moments: list[datetime] = list(frame.index.to_pydatetime())  # the open times, as datetimes
         self._ready = features["ready"].to_numpy()
         self._matrix = features[list(TECHNICAL_FEATURES)].to_numpy()
         self._market = features["market_regime"].to_numpy()
@@ -105,7 +105,7 @@ class BarSource:
         return Bar(
             symbol=self.symbol,
             timeframe=self.timeframe,
-            open_time=self._moments[row],
+            open_time=self.moments[row],
             open=open_,
             high=high,
             low=low,

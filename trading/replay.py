@@ -127,7 +127,7 @@ def replay(
         for engine in engines:
             engine.prepare(symbol=symbol, timeframe=timeframe, frame=frame)
     rows = {
-        symbol: {moment: row for row, moment in enumerate(source.times) if start <= moment <= end}
+        symbol: {moment: row for row, moment in enumerate(source.moments) if start <= moment <= end}
         for symbol, source in sources.items()
     }
     timeline = sorted(set().union(*(set(by_time) for by_time in rows.values())))
@@ -162,7 +162,7 @@ def replay(
             with _timed(summary, "seconds_writing"):
                 writer.write()
             with _timed(summary, "seconds_retraining"):
-                summary.retrains += session.retrain(as_of=moment.to_pydatetime() + step).version is not None
+                summary.retrains += session.retrain(as_of=moment + step).version is not None
             since_retrain = 0
         elif session.pending >= write_every:
             with _timed(summary, "seconds_writing"):
