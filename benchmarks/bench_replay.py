@@ -13,9 +13,10 @@ from benchmarks.common import ROOT, SHARED_CANDLES, postgres_url, setup_django, 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")
 
 
-def run_one(database: str, engines: str, start: str, end: str) -> None:
+def run_one(database: str, engines: str, start: str, end: str, learning: bool = True) -> None:
     """One replay in this process (a fresh database), printing throughput and peak RSS."""
-    setup_django(postgres_url("tradelearn_bench_replay") if database == "postgresql" else sqlite_url("bench_replay"))
+    name = "bench_replay" if learning else "bench_replay_baseline"
+    setup_django(postgres_url(f"tradelearn_{name}") if database == "postgresql" else sqlite_url(name))
     from decimal import Decimal
 
     from scraping.engine import ProfitScrapingEngine
@@ -30,14 +31,17 @@ def run_one(database: str, engines: str, start: str, end: str) -> None:
     frames = {symbol: read_candles_dir(directory, symbol, "1h", end=last) for symbol in symbols}
     classes = {"paper": TradingEngine, "scraping": ProfitScrapingEngine}
     engine_list = [
-        classes[name](account=account_create(name=f"bench-{name}", system_type=classes[name].system_type, starting_balance=Decimal("10000")))
-        for name in engines.split(",")
+        classes[kind](
+            account=account_create(name=f"bench-{kind}", system_type=classes[kind].system_type, starting_balance=Decimal("10000")),
+            use_learning=learning,
+        )
+        for kind in engines.split(",")
     ]
-    summary = replay(engines=engine_list, frames=frames, timeframe="1h", start=first, end=last, learning=True, progress=False)
+    summary = replay(engines=engine_list, frames=frames, timeframe="1h", start=first, end=last, learning=learning, progress=False)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     trades = sum(account.trades + account.shadow_trades for account in summary.accounts)
     print(
-        f"replay {engines} with learning, {database:10} {', '.join(symbols)} 1h {start}..{end} ({directory.name} data): "
+        f"replay {engines} {'with learning' if learning else 'no learning  '}, {database:10} {', '.join(symbols)} 1h {start}..{end} ({directory.name} data): "
         f"{summary.candles:,} candles in {summary.seconds:.1f} s = {summary.candles / summary.seconds:,.0f} candles/s; "
         f"peak RSS {peak_mb:,.0f} MB; {trades:,} trades (real + shadow), {summary.model_updates} online updates, "
         f"{summary.retrains} batch retrains; of the time: online learning {summary.seconds_learning:.1f} s, "
@@ -52,14 +56,17 @@ def main() -> None:
     parser.add_argument("--engines", default="paper")
     parser.add_argument("--from", dest="start", default=os.environ.get("BENCH_REPLAY_FROM", "2020-01-01"))
     parser.add_argument("--to", dest="end", default=os.environ.get("BENCH_REPLAY_TO", "2023-12-31"))
+    parser.add_argument("--no-learning", action="store_true")
     args = parser.parse_args()
     if args.database:
-        run_one(args.database, args.engines, args.start, args.end)
+        run_one(args.database, args.engines, args.start, args.end, learning=not args.no_learning)
         return
-    # Each database in its own process, so each peak RSS is that run's alone.
-    for database in ("sqlite", "postgresql"):
+    # Each run in its own process, so each peak RSS is that run's alone. The run without learning
+    # (technical signals only, outcomes still stored) shows what the engine itself costs.
+    runs = [("sqlite", []), ("postgresql", []), ("sqlite", ["--no-learning"])]
+    for database, extra in runs:
         subprocess.run(
-            [sys.executable, __file__, "--database", database, "--engines", args.engines, "--from", args.start, "--to", args.end],
+            [sys.executable, __file__, "--database", database, "--engines", args.engines, "--from", args.start, "--to", args.end, *extra],
             check=True,
         )
     print("targets: ≥ 20,000 candles/s with learning on; peak RSS ≤ 500 MB")

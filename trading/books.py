@@ -22,11 +22,11 @@ from django.db.models import Max, Sum
 from django.db.models.functions import TruncDate
 
 from learning.ml.hybrid import HybridPrediction
-from tradelearn.bulk import bulk_insert, bulk_update_rows
 from learning.services import get_signal_recommendation
 from learning.services.models import hybrid_predict
 from learning.services.session import LearningSession
 from learning.types import SignalContext, SignalRecommendation
+from tradelearn.bulk import bulk_insert, bulk_update_rows
 from trading import execution
 from trading.models import PaperAccount, PaperTrade, SignalDecision
 from trading.services.accounts import account_margin
@@ -94,7 +94,7 @@ class MemoryBooks(DatabaseBooks):
         real_closed = PaperTrade.objects.filter(account=account, is_shadow=False, status=PaperTrade.Status.CLOSED)
         self._last_exit: dict[str, datetime] = dict(real_closed.values("symbol").annotate(last=Max("exit_time")).values_list("symbol", "last"))
         self._realised: dict[datetime, Decimal] = defaultdict(Decimal)
-        for day, pnl in real_closed.annotate(day=TruncDate("exit_time")).values("day").annotate(pnl=Sum("net_pnl")).values_list("day", "pnl"):
+        for day, pnl in real_closed.annotate(day=TruncDate("exit_time", tzinfo=UTC)).values("day").annotate(pnl=Sum("net_pnl")).values_list("day", "pnl"):
             self._realised[datetime(day.year, day.month, day.day, tzinfo=UTC)] = pnl
         self._new_decisions: list[SignalDecision] = []
         self._changed_decisions: dict[int, SignalDecision] = {}

@@ -23,10 +23,10 @@ from django.conf import settings
 from learning.types import SignalContext
 from learning.ml.schema import FEATURE_SCHEMA
 from trading import execution
+from trading.books import DatabaseBooks
 from trading.features.builder import build_features
 from trading.features.indicators import TECHNICAL_FEATURES
 from trading.marketdata.naming import timeframe_ms
-from trading.books import DatabaseBooks
 from trading.models import PaperAccount, PaperTrade, SignalDecision
 from trading.services.trades import TradeNotOpen
 from trading.signals import STRATEGY_TYPE, combined_confidence, technical_signal

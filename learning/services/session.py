@@ -15,7 +15,6 @@ Nothing here decides anything learning does not decide live; only when rows reac
 database differs. A session assumes it is the only online learner while it runs (a replay).
 """
 import dataclasses
-import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
@@ -45,8 +44,6 @@ from learning.services.models import (
 from learning.services.outcomes import store_trade_outcomes
 from learning.services.recommendation import Evidence, get_signal_recommendation
 from learning.types import SignalContext, SignalRecommendation, TradeOutcome
-
-logger = logging.getLogger(__name__)
 
 _QUALITY, _STRATEGY, _SIZING = SignalQualityAggregate(), StrategyPerformanceAggregate(), PositionSizingAggregate()
 _WRITE_CHUNK = 2000
@@ -88,9 +85,10 @@ class LearningSession:
         self._batch, self._batch_version = None, None
         self._samples_saved = 0
         self._unsaved_trade_ids: list[str] = []  # written since the ensemble was last saved
+        self._predictor: HybridPredictor | None = None
         self._load_evidence()
         if learning:
-            self._load_models()
+            self._load_models()  # the ensemble goes on from the active version
 
     # -- reading ---------------------------------------------------------------------------
     def _load_evidence(self) -> None:
@@ -144,6 +142,8 @@ class LearningSession:
         return get_signal_recommendation(context=context, evidence=self._evidence)
 
     def predict(self, features: Mapping[str, float]) -> HybridPrediction:
+        if self._predictor is None:  # a session that does not learn still predicts with the active versions
+            self._load_models()
         return hybrid_predict(features=features, predictor=self._predictor)
 
     # -- learning ----------------------------------------------------------------------------
@@ -160,7 +160,7 @@ class LearningSession:
         vector = _schema_vector(outcome.features)
         if vector is None:
             self.skipped += 1
-        else:
+        elif self.learning:
             self._unlearned.append((vector, int(facts.success)))
 
     def learn(self) -> int:
