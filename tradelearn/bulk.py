@@ -49,20 +49,18 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model]) -> None
         for start in range(0, len(objs), batch):
             chunk = objs[start : start + batch]
             params = [_row(obj, fields, converters, stamped) for obj in chunk]
-            if connection.vendor == "postgresql":
-                # One short statement, parsed once and pipelined by psycopg; a statement of thousands
-                # of placeholders was re-parsed on every call.
-                raw, pks = cursor.cursor, []
-                with connection.wrap_database_errors:  # Django's exception classes, as its cursor raises
-                    raw.executemany(f"INSERT INTO {table} ({columns}) VALUES {row_marks} RETURNING {pk}", params, returning=True)
-                    while True:
-                        pks.append(raw.fetchone()[0])
-                        if not raw.nextset():
-                            break
+            if connection.vendor == "postgresql" and len(chunk) > 1:
+                # One array per column, as Django's own bulk_create does there: the statement stays
+                # short, however many rows, so psycopg and the planner see it once.
+                unnest = ", ".join(f"(%s)::{field.db_type(connection).split('(')[0]}[]" for field in fields)
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) SELECT * FROM UNNEST({unnest}) RETURNING {pk}",
+                    [list(column) for column in zip(*params)],
+                )
             else:
                 sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_marks] * len(chunk))} RETURNING {pk}"
                 cursor.execute(sql, [value for row in params for value in row])
-                pks = [row[0] for row in cursor.fetchall()]
+            pks = [row[0] for row in cursor.fetchall()]
             for obj, key in zip(chunk, pks, strict=True):
                 obj.pk = key
                 obj._state.adding, obj._state.db = False, connection.alias
