@@ -59,6 +59,27 @@ class OutcomeFacts:
             features=record.features or {},
         )
 
+    @classmethod
+    def from_outcome(cls, outcome) -> "OutcomeFacts":
+        """The facts of an outcome not stored yet (a replay's learning session sees trades before they are written)."""
+        return cls(
+            strategy_type=outcome.strategy_type,
+            system_type=outcome.system_type,
+            confidence_score=outcome.confidence_score,
+            market_regime=outcome.market_regime,
+            volatility_regime=outcome.volatility_regime,
+            # As store_trade_outcomes reads it: an outcome may leave success to follow from net P&L.
+            success=outcome.net_pnl > 0 if outcome.success is None else outcome.success,
+            pnl_pct=float(outcome.pnl_pct),
+            net_pnl=outcome.net_pnl,
+            duration_minutes=(
+                outcome.duration_minutes
+                if outcome.duration_minutes is not None
+                else max(0, int((outcome.exit_time - outcome.entry_time).total_seconds() // 60))
+            ),
+            features=outcome.features or {},
+        )
+
 
 def _prior_strength() -> float:
     return settings.LEARNING_PRIOR_STRENGTH

@@ -57,22 +57,6 @@ def _fold(aggregate, rows: dict, slot, key: tuple, facts: OutcomeFacts) -> None:
     aggregate.refresh(row)
 
 
-def _facts(outcome: TradeOutcome) -> OutcomeFacts:
-    return OutcomeFacts(
-        strategy_type=outcome.strategy_type,
-        system_type=outcome.system_type,
-        confidence_score=outcome.confidence_score,
-        market_regime=outcome.market_regime,
-        volatility_regime=outcome.volatility_regime,
-        # As store_trade_outcomes reads it: an outcome may leave success to follow from net P&L.
-        success=outcome.net_pnl > 0 if outcome.success is None else outcome.success,
-        pnl_pct=float(outcome.pnl_pct),
-        net_pnl=outcome.net_pnl,
-        duration_minutes=int((outcome.exit_time - outcome.entry_time).total_seconds() // 60),
-        features=outcome.features,
-    )
-
-
 class LearningSession:
     """The learned statistics and models of one replay, in memory between writes."""
 
@@ -149,7 +133,7 @@ class LearningSession:
     # -- learning ----------------------------------------------------------------------------
     def observe(self, outcome: TradeOutcome) -> None:
         """Take in a closed trade: at once into the evidence, into the ensemble at the next `learn`."""
-        facts = _facts(outcome)
+        facts = OutcomeFacts.from_outcome(outcome)
         (quality_key,) = _QUALITY.keys(facts)
         (strategy_key,) = _STRATEGY.keys(facts)
         (sizing_key,) = _SIZING.keys(facts)
