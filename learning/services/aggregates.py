@@ -45,39 +45,24 @@ class OutcomeFacts:
     features: dict
 
     @classmethod
-    def from_record(cls, record: TrainingRecord) -> "OutcomeFacts":
+    def from_record(cls, record) -> "OutcomeFacts":
+        """The facts of a TrainingRecord, or of a TradeOutcome not stored yet (read as the store reads it:
+        success and duration may be left to follow from the net P&L and the times)."""
+        net_pnl = Decimal(record.net_pnl)
+        duration = record.duration_minutes
+        if duration is None:
+            duration = max(0, int((record.exit_time - record.entry_time).total_seconds() // 60))
         return cls(
             strategy_type=record.strategy_type,
             system_type=record.system_type,
             confidence_score=record.confidence_score,
             market_regime=record.market_regime,
             volatility_regime=record.volatility_regime,
-            success=record.success,
+            success=net_pnl > 0 if record.success is None else record.success,
             pnl_pct=float(record.pnl_pct),
-            net_pnl=Decimal(record.net_pnl),
-            duration_minutes=record.duration_minutes,
+            net_pnl=net_pnl,
+            duration_minutes=duration,
             features=record.features or {},
-        )
-
-    @classmethod
-    def from_outcome(cls, outcome) -> "OutcomeFacts":
-        """The facts of an outcome not stored yet (a replay's learning session sees trades before they are written)."""
-        return cls(
-            strategy_type=outcome.strategy_type,
-            system_type=outcome.system_type,
-            confidence_score=outcome.confidence_score,
-            market_regime=outcome.market_regime,
-            volatility_regime=outcome.volatility_regime,
-            # As store_trade_outcomes reads it: an outcome may leave success to follow from net P&L.
-            success=outcome.net_pnl > 0 if outcome.success is None else outcome.success,
-            pnl_pct=float(outcome.pnl_pct),
-            net_pnl=outcome.net_pnl,
-            duration_minutes=(
-                outcome.duration_minutes
-                if outcome.duration_minutes is not None
-                else max(0, int((outcome.exit_time - outcome.entry_time).total_seconds() // 60))
-            ),
-            features=outcome.features or {},
         )
 
 

@@ -133,7 +133,7 @@ class LearningSession:
     # -- learning ----------------------------------------------------------------------------
     def observe(self, outcome: TradeOutcome) -> None:
         """Take in a closed trade: at once into the evidence, into the ensemble at the next `learn`."""
-        facts = OutcomeFacts.from_outcome(outcome)
+        facts = OutcomeFacts.from_record(outcome)
         (quality_key,) = _QUALITY.keys(facts)
         (strategy_key,) = _STRATEGY.keys(facts)
         (sizing_key,) = _SIZING.keys(facts)
