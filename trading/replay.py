@@ -110,10 +110,10 @@ def replay(
 
     The online models learn after every `online_update_every` outcomes (real and shadow
     closes). The batch model is retrained once the outcomes since its last retrain reach
-    `retrain_every` and REPLAY_RETRAIN_GROWTH times those it was trained on (a model is
-    retrained as its data grows by a fixed fraction, so a long replay's retrains cost about as
-    much as its last few). Both learn as of the current candle's close. The books are written
-    every `write_every` outcomes.
+    `retrain_every` and also REPLAY_RETRAIN_GROWTH times those it was trained on (with a
+    growth of 1.0 it is retrained as its history doubles, so a long replay's retrains cost
+    about as much as its last few). Both learn as of the current candle's close. The books are
+    written every `write_every` outcomes.
     """
     online_update_every = online_update_every or settings.REPLAY_ONLINE_UPDATE_EVERY
     retrain_every = retrain_every or settings.REPLAY_RETRAIN_EVERY

@@ -213,9 +213,11 @@ TRADING_TARGET_ATR_MULTIPLE = env_float("TRADING_TARGET_ATR_MULTIPLE", 3.0, mini
 TRADING_BASELINE_POSITION_SIZE = env_float("TRADING_BASELINE_POSITION_SIZE", 0.02, minimum=0.0, maximum=1.0)
 TRADING_STARTING_BALANCE = env_str("TRADING_STARTING_BALANCE", "10000")
 # Replay's learning cadence, in outcomes (real and shadow closes) since the last update.
-REPLAY_ONLINE_UPDATE_EVERY = env_int("REPLAY_ONLINE_UPDATE_EVERY", 25, minimum=1)
-REPLAY_RETRAIN_EVERY = env_int("REPLAY_RETRAIN_EVERY", 500, minimum=1)
-# ... and once the outcomes since the last retrain reach this fraction of those it was trained on.
-REPLAY_RETRAIN_GROWTH = env_float("REPLAY_RETRAIN_GROWTH", 1.0, minimum=0.0)
+REPLAY_ONLINE_UPDATE_EVERY = env_int("REPLAY_ONLINE_UPDATE_EVERY", 10, minimum=1)
+REPLAY_RETRAIN_EVERY = env_int("REPLAY_RETRAIN_EVERY", 200, minimum=1)
+# The batch model also waits until the outcomes since its last retrain reach this fraction of those it
+# was trained on. 0: every REPLAY_RETRAIN_EVERY outcomes. 1.0: each time the history doubles, which
+# replays about twice as fast with measurably weaker learning (README, "Replays keep their books in memory").
+REPLAY_RETRAIN_GROWTH = env_float("REPLAY_RETRAIN_GROWTH", 0.0, minimum=0.0)
 # A replay keeps its books in memory and writes them in one transaction every this many outcomes.
 REPLAY_WRITE_EVERY = env_int("REPLAY_WRITE_EVERY", 1000, minimum=1)
