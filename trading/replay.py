@@ -119,6 +119,7 @@ def replay(
     retrain_every = retrain_every or settings.REPLAY_RETRAIN_EVERY
     write_every = write_every or settings.REPLAY_WRITE_EVERY
     retrain_growth = settings.REPLAY_RETRAIN_GROWTH
+    retrain_lag = settings.REPLAY_RETRAIN_LAG
     step = timedelta(milliseconds=timeframe_ms(timeframe))
     started = time.perf_counter()
 
@@ -132,7 +133,7 @@ def replay(
     }
     timeline = sorted(set().union(*(set(by_time) for by_time in rows.values())))
 
-    session = LearningSession(learning=learning)
+    session = LearningSession(learning=learning, background=learning)
     books = [MemoryBooks(engine.account, session) for engine in engines]
     for engine, engine_books in zip(engines, books):
         engine.keep_books(engine_books)
@@ -140,35 +141,55 @@ def replay(
 
     summary = ReplaySummary()
     since_update = since_retrain = outcomes_seen = 0
-    for moment in tqdm(timeline, desc="replay", unit="candle", disable=not progress, mininterval=1.0):
-        for symbol, source in sources.items():
-            row = rows[symbol].get(moment)
-            if row is None:
+    adopt_at = 0  # outcomes seen when the retrain in flight is adopted
+
+    def adopt_retrain() -> None:
+        with _timed(summary, "seconds_retraining"):
+            summary.retrains += session.retrain_finish().version is not None
+
+    try:
+        for moment in tqdm(timeline, desc="replay", unit="candle", disable=not progress, mininterval=1.0):
+            for symbol, source in sources.items():
+                row = rows[symbol].get(moment)
+                if row is None:
+                    continue
+                bar = source.bar(row)
+                for engine in engines:
+                    outcomes = engine.on_candle_close(bar).outcomes
+                    since_update += outcomes
+                    since_retrain += outcomes
+                    outcomes_seen += outcomes
+                summary.candles += 1
+            if not learning:
+                if session.pending >= write_every:
+                    with _timed(summary, "seconds_writing"):
+                        writer.write()
                 continue
-            bar = source.bar(row)
-            for engine in engines:
-                outcomes = engine.on_candle_close(bar).outcomes
-                since_update += outcomes
-                since_retrain += outcomes
-                outcomes_seen += outcomes
-            summary.candles += 1
-        if learning and since_update >= online_update_every:
-            # The trades closed on this candle are known at its close: nothing later is learned.
-            with _timed(summary, "seconds_learning"):
-                session.learn()
-            summary.model_updates += 1
-            since_update = 0
-        if learning and since_retrain >= max(retrain_every, retrain_growth * (outcomes_seen - since_retrain)):
-            with _timed(summary, "seconds_writing"):
-                writer.write()
-            with _timed(summary, "seconds_retraining"):
-                summary.retrains += session.retrain(as_of=moment + step).version is not None
-            since_retrain = 0
-        elif session.pending >= write_every:
-            with _timed(summary, "seconds_writing"):
-                writer.write()
-    with _timed(summary, "seconds_writing"):
-        writer.write(final=True)
+            if since_update >= online_update_every:
+                # The trades closed on this candle are known at its close: nothing later is learned.
+                with _timed(summary, "seconds_learning"):
+                    session.learn()
+                summary.model_updates += 1
+                since_update = 0
+            if session.retraining and outcomes_seen >= adopt_at:
+                adopt_retrain()
+            if since_retrain >= max(retrain_every, retrain_growth * (outcomes_seen - since_retrain)):
+                if session.retraining:
+                    adopt_retrain()
+                with _timed(summary, "seconds_writing"):
+                    writer.write()
+                with _timed(summary, "seconds_retraining"):
+                    session.retrain_start(as_of=moment + step)
+                adopt_at, since_retrain = outcomes_seen + retrain_lag, 0
+            elif session.pending >= write_every:
+                with _timed(summary, "seconds_writing"):
+                    writer.write()
+        if session.retraining:
+            adopt_retrain()
+        with _timed(summary, "seconds_writing"):
+            writer.write(final=True)
+    finally:
+        session.close()
     for engine in engines:
         engine.keep_books(DatabaseBooks(engine.account))
     summary.writes = writer.writes

@@ -358,6 +358,12 @@ class OnlineEnsemble:
             learner.partial_fit(features, outcomes)
         return self
 
+    def learn(self, X, y, *, batch_size: int) -> "OnlineEnsemble":
+        """Learn the rows in order, `batch_size` at a time, as the live updates do; returns the ensemble."""
+        for start in range(0, len(y), batch_size):
+            self.partial_fit(X[start : start + batch_size], y[start : start + batch_size])
+        return self
+
     def predict_one(self, x: np.ndarray) -> EnsemblePrediction:
         probabilities = {
             kind: learner.predict_one(x) for kind, learner in self.learners.items() if learner.is_fitted

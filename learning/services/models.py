@@ -21,11 +21,18 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from learning.ml import metrics as ml_metrics
-from learning.ml.batch import MIN_TRAINING_ROWS, MIN_VALIDATION_ROWS, BatchModel, evaluate, train_batch_model
+from learning.ml.batch import (
+    MIN_TRAINING_ROWS,
+    MIN_VALIDATION_ROWS,
+    BatchModel,
+    BatchTrainingResult,
+    evaluate,
+    train_batch_model,
+)
 from learning.ml.hybrid import HybridPrediction, HybridPredictor
 from learning.ml.online import OnlineEnsemble
 from learning.ml.schema import FEATURE_SCHEMA, FeatureSchemaError
-from learning.ml.serialization import ModelArtifactError, dump_estimator, load_estimator
+from learning.ml.serialization import Artifact, ModelArtifactError, dump_estimator, load_estimator
 from learning.models import (
     FeatureImportance,
     LearningLease,
@@ -135,8 +142,9 @@ def batch_model(version: ModelVersion) -> BatchModel:
     return cached if cached is not None else _batch_model_keep(version, _load_model(version))
 
 
-def _new_version(*, kind: str, model_state: dict, **fields) -> ModelVersion:
-    artifact = dump_estimator(model_state)
+def _new_version(*, kind: str, model_state: dict | None = None, artifact: Artifact | None = None, **fields) -> ModelVersion:
+    """A new inactive version of `kind` holding `model_state` (or its `artifact`, dumped already)."""
+    artifact = artifact or dump_estimator(model_state)
     sequence = _next_sequence(kind)
     return ModelVersion.objects.create(
         kind=kind,
@@ -415,9 +423,7 @@ def _online_update_chunk(*, as_of: datetime | None, limit: int) -> _ChunkResult:
     if learned:
         X, y = np.vstack(vectors), np.asarray(outcomes)
         before = ensemble.samples_seen
-        batch_size = settings.LEARNING_ONLINE_BATCH_SIZE
-        for start in range(0, len(y), batch_size):
-            ensemble.partial_fit(X[start : start + batch_size], y[start : start + batch_size])
+        ensemble.learn(X, y, batch_size=settings.LEARNING_ONLINE_BATCH_SIZE)
         milestone = ensemble.samples_seen // every > before // every
         version = _checkpoint(
             ensemble=ensemble,
@@ -586,7 +592,9 @@ def _log_loss_text(value) -> str:
 
 
 @transaction.atomic
-def _batch_version_store(*, result, ids: list[int], exit_times: list[datetime], champion_metrics: dict | None, champion_problem: str | None) -> RetrainResult:
+def _batch_version_store(
+    *, result, artifact: Artifact | None, ids: list[int], exit_times: list[datetime], champion_metrics: dict | None, champion_problem: str | None
+) -> RetrainResult:
     champion = _locked_active(ModelKind.BATCH)
     challenger_loss = result.metrics["log_loss"]
     window = f"the same {result.validation_size} validation trades"
@@ -603,6 +611,7 @@ def _batch_version_store(*, result, ids: list[int], exit_times: list[datetime], 
     version = _new_version(
         kind=ModelKind.BATCH,
         model_state=result.model.get_state(),
+        artifact=artifact,
         samples_seen=result.train_size + result.validation_size,
         metrics=result.metrics,
         validation_window={
@@ -666,25 +675,46 @@ def batch_retrain(*, as_of: datetime | None = None) -> RetrainResult:
 
 def _batch_retrain(*, as_of: datetime | None) -> RetrainResult:
     X, y, exit_times, ids, skipped = _training_matrix(as_of)
-    needed = MIN_TRAINING_ROWS + MIN_VALIDATION_ROWS
-    misfits = f" ({skipped} skipped: features do not fit schema {FEATURE_SCHEMA.version})" if skipped else ""
-
-    def no_version(reason: str) -> RetrainResult:
-        logger.info("Batch retrain trained no version: %s", reason)
-        return RetrainResult(version=None, activated=False, metrics={}, champion_metrics=None, reason=reason)
-
-    if y.size < needed:
-        return no_version(f"too few records: {y.size} usable{misfits}, at least {needed} are needed")
-    if np.unique(y).size < 2:
-        return no_version(f"all {y.size} usable records are {'wins' if y[0] else 'losses'}; both are needed")
+    problem = batch_training_problem(y, skipped=skipped)
+    if problem is not None:
+        return batch_no_version(problem)
     times = np.array([exit_time.timestamp() for exit_time in exit_times])
     try:
         result = train_batch_model(X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND)
     except ValueError as error:
-        return no_version(str(error))
+        return batch_no_version(str(error))
+    return batch_version_adopt(result=result, X=X, y=y, ids=ids, exit_times=exit_times)
+
+
+def batch_training_problem(y: np.ndarray, *, skipped: int) -> str | None:
+    """Why these outcomes cannot train a batch model, or None when they can be tried."""
+    needed = MIN_TRAINING_ROWS + MIN_VALIDATION_ROWS
+    misfits = f" ({skipped} skipped: features do not fit schema {FEATURE_SCHEMA.version})" if skipped else ""
+    if y.size < needed:
+        return f"too few records: {y.size} usable{misfits}, at least {needed} are needed"
+    if np.unique(y).size < 2:
+        return f"all {y.size} usable records are {'wins' if y[0] else 'losses'}; both are needed"
+    return None
+
+
+def batch_no_version(reason: str) -> RetrainResult:
+    logger.info("Batch retrain trained no version: %s", reason)
+    return RetrainResult(version=None, activated=False, metrics={}, champion_metrics=None, reason=reason)
+
+
+def batch_version_adopt(
+    *,
+    result: BatchTrainingResult,
+    X: np.ndarray,
+    y: np.ndarray,
+    ids: list[int],
+    exit_times: list[datetime],
+    artifact: Artifact | None = None,
+) -> RetrainResult:
+    """Store a trained challenger (trained on the records `ids`, rows of X and y) and activate it if it beats the champion."""
     champion_metrics, champion_problem = _champion_metrics(X, y, result.validation_rows)
     retrain = _batch_version_store(
-        result=result, ids=ids, exit_times=exit_times, champion_metrics=champion_metrics, champion_problem=champion_problem
+        result=result, artifact=artifact, ids=ids, exit_times=exit_times, champion_metrics=champion_metrics, champion_problem=champion_problem
     )
     logger.info("Batch retrain %s: %s", retrain.version, retrain.reason)
     return retrain

@@ -17,14 +17,19 @@ database differs. A session assumes it is the only online learner while it runs 
 import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from learning.ml.background import Job, Worker
+from learning.ml.batch import train_batch_artifact
 from learning.ml.hybrid import HybridPrediction, HybridPredictor
 from learning.ml.online import OnlineEnsemble
+from learning.ml.schema import FEATURE_SCHEMA
 from learning.models import ModelKind, ModelVersion, TrainingRecord
 from learning.services.aggregates import (
     OutcomeFacts,
@@ -33,11 +38,18 @@ from learning.services.aggregates import (
     StrategyPerformanceAggregate,
 )
 from learning.services.models import (
+    RETRAIN_ALREADY_RUNNING,
+    RETRAIN_LEASE,
     RetrainResult,
+    _lease_acquire,
+    _lease_release,
     _load_model,
     _schema_vector,
+    _training_matrix,
     batch_model,
-    batch_retrain,
+    batch_no_version,
+    batch_training_problem,
+    batch_version_adopt,
     hybrid_predict,
     online_checkpoint,
 )
@@ -60,19 +72,26 @@ def _fold(aggregate, rows: dict, slot, key: tuple, facts: OutcomeFacts) -> None:
 class LearningSession:
     """The learned statistics and models of one replay, in memory between writes."""
 
-    def __init__(self, *, learning: bool = True):
+    def __init__(self, *, learning: bool = True, background: bool = False):
+        """With `background`, batch retrains run in a worker process (see `retrain_start`)."""
         self.learning = learning
-        self._pending: list[TradeOutcome] = []  # observed, not yet written
+        self._pending: list[tuple[TradeOutcome, np.ndarray | None]] = []  # observed, not yet written
         self._unlearned: list[tuple[np.ndarray, int]] = []
         self.skipped = 0  # outcomes whose features do not fit the schema: stored, never learned
         self.ensemble, self._online_version = OnlineEnsemble(), None
         self._batch, self._batch_version = None, None
         self._samples_saved = 0
-        self._unsaved_trade_ids: list[str] = []  # written since the ensemble was last saved
+        self._unsaved_record_ids: list[int] = []  # written since the ensemble was last saved
         self._predictor: HybridPredictor | None = None
+        self._batch_worker: Worker | None = None
+        self._retrain: _Retrain | None = None
         self._load_evidence()
         if learning:
             self._load_models()  # the ensemble goes on from the active version
+            self._history = _History()
+            if background:
+                self._batch_worker = Worker()
+                self._batch_worker.start()
 
     # -- reading ---------------------------------------------------------------------------
     def _load_evidence(self) -> None:
@@ -140,8 +159,8 @@ class LearningSession:
         _fold(_QUALITY, self._quality[facts.strategy_type], quality_key[1], quality_key, facts)
         _fold(_STRATEGY, self._cells[strategy_key[2:]], strategy_key, strategy_key, facts)
         _fold(_SIZING, self._sizing, sizing_key, sizing_key, facts)
-        self._pending.append(outcome)
         vector = _schema_vector(outcome.features)
+        self._pending.append((outcome, vector))
         if vector is None:
             self.skipped += 1
         elif self.learning:
@@ -153,9 +172,7 @@ class LearningSession:
             return 0
         X = np.vstack([vector for vector, _ in self._unlearned])
         y = np.array([label for _, label in self._unlearned])
-        batch_size = settings.LEARNING_ONLINE_BATCH_SIZE
-        for start in range(0, len(y), batch_size):
-            self.ensemble.partial_fit(X[start : start + batch_size], y[start : start + batch_size])
+        self.ensemble.learn(X, y, batch_size=settings.LEARNING_ONLINE_BATCH_SIZE)
         self._unlearned = []
         return len(y)
 
@@ -173,11 +190,15 @@ class LearningSession:
         save are unlearned, which is true of the version saved: a replay cut short between
         saves leaves them to the next online_update.
         """
-        outcomes = [dataclasses.replace(o, trade_id=trade_ids.get(o.trade_id, o.trade_id)) for o in self._pending]
+        outcomes = [dataclasses.replace(o, trade_id=trade_ids.get(o.trade_id, o.trade_id)) for o, _ in self._pending]
         with transaction.atomic():
             for start in range(0, len(outcomes), _WRITE_CHUNK):
                 store_trade_outcomes(outcomes=outcomes[start : start + _WRITE_CHUNK])
-            self._unsaved_trade_ids.extend(outcome.trade_id for outcome in outcomes)
+            record_ids = _record_ids([outcome.trade_id for outcome in outcomes])
+            self._unsaved_record_ids.extend(record_ids[outcome.trade_id] for outcome in outcomes)
+            if self.learning:
+                for outcome, (_, vector) in zip(outcomes, self._pending):
+                    self._history.add(record_ids[outcome.trade_id], vector, int(outcome.success), outcome.exit_time)
             if checkpoint and self.learning:
                 self._checkpoint()
         self._pending = []
@@ -188,22 +209,135 @@ class LearningSession:
         self.learn()
         if self.ensemble.samples_seen == self._samples_saved:
             return
-        record_ids = []
-        for start in range(0, len(self._unsaved_trade_ids), _WRITE_CHUNK):
-            chunk = self._unsaved_trade_ids[start : start + _WRITE_CHUNK]
-            record_ids.extend(TrainingRecord.objects.filter(trade_id__in=chunk).values_list("id", flat=True))
-        version = online_checkpoint(ensemble=self.ensemble, samples_before=self._samples_saved, record_ids=record_ids)
+        version = online_checkpoint(ensemble=self.ensemble, samples_before=self._samples_saved, record_ids=self._unsaved_record_ids)
         self._samples_saved, self._online_version = self.ensemble.samples_seen, version.version
-        self._unsaved_trade_ids = []
+        self._unsaved_record_ids = []
         self._build_predictor()
 
     def retrain(self, *, as_of: datetime) -> RetrainResult:
-        """Retrain the batch model on the stored records closed before `as_of` (write first)."""
+        """Retrain the batch model on the stored records closed before `as_of` (write first), and adopt it now."""
+        self.retrain_start(as_of=as_of)
+        return self.retrain_finish()
+
+    def retrain_start(self, *, as_of: datetime) -> None:
+        """Start retraining the batch model on the stored records closed before `as_of` (write first).
+
+        The records are the session's in-memory copy of what batch_retrain would read. In the
+        background the model trains in a worker while the replay goes on; `retrain_finish`
+        adopts it (storing the version, activating it if it beats the champion). A retrain
+        still unfinished is finished first.
+        """
         if self._pending:
             raise RuntimeError("write the observed outcomes before retraining")
-        result = batch_retrain(as_of=as_of)
+        self.retrain_finish()
+        token = _lease_acquire(RETRAIN_LEASE)
+        if token is None:
+            self._retrain = _Retrain(result=RetrainResult(version=None, activated=False, metrics={}, champion_metrics=None, reason=RETRAIN_ALREADY_RUNNING))
+            return
+        X, y, ids, exit_times = self._history.before(as_of)
+        retrain = _Retrain(token=token, X=X, y=y, ids=ids, exit_times=exit_times)
+        problem = batch_training_problem(y, skipped=self._history.skipped)
+        if problem is not None:
+            retrain.result = batch_no_version(problem)
+        else:
+            times = np.array([exit_time.timestamp() for exit_time in exit_times])
+            train = (self._batch_worker.submit if self._batch_worker is not None else _run_now)
+            retrain.job = train(train_batch_artifact, X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND)
+        self._retrain = retrain
+
+    def retrain_finish(self) -> RetrainResult | None:
+        """Adopt the retrain started last (waiting for it if it is still training); None if there is none."""
+        retrain, self._retrain = self._retrain, None
+        if retrain is None:
+            return None
+        result = retrain.result
+        try:
+            if result is None:
+                try:
+                    trained, artifact = retrain.job.result()
+                except ValueError as error:
+                    result = batch_no_version(str(error))
+                else:
+                    result = batch_version_adopt(
+                        result=trained, artifact=artifact, X=retrain.X, y=retrain.y, ids=retrain.ids, exit_times=retrain.exit_times
+                    )
+        finally:
+            if retrain.token is not None:
+                summary = {"reason": "failed"} if result is None else {"version": result.version, "activated": result.activated, "reason": result.reason}
+                _lease_release(RETRAIN_LEASE, retrain.token, summary)
         if result.activated:
             version = ModelVersion.objects.get(kind=ModelKind.BATCH, active=True)
             self._batch, self._batch_version = batch_model(version), version
             self._build_predictor()
         return result
+
+    @property
+    def retraining(self) -> bool:
+        return self._retrain is not None
+
+    def close(self) -> None:
+        """Stop the workers; a retrain not adopted by now is dropped (its lease released)."""
+        retrain, self._retrain = self._retrain, None
+        if retrain is not None and retrain.token is not None:
+            _lease_release(RETRAIN_LEASE, retrain.token, {"reason": "replay stopped before adopting it"})
+        if self._batch_worker is not None:
+            self._batch_worker.close()
+
+
+def _run_now(job, /, *args, **kwargs) -> Future:
+    """A job run here and now, as a finished Future (the session without workers)."""
+    future = Future()
+    try:
+        future.set_result(job(*args, **kwargs))
+    except Exception as error:  # raised again where the result is taken, as a worker's would be
+        future.set_exception(error)
+    return future
+
+
+def _record_ids(trade_ids: list[str]) -> dict[str, int]:
+    ids = {}
+    for start in range(0, len(trade_ids), _WRITE_CHUNK):
+        chunk = trade_ids[start : start + _WRITE_CHUNK]
+        ids.update(TrainingRecord.objects.filter(trade_id__in=chunk).values_list("trade_id", "id"))
+    return ids
+
+
+@dataclass(kw_only=True)
+class _Retrain:
+    """A batch retrain between its start and its adoption."""
+
+    token: str | None = None
+    X: np.ndarray | None = None
+    y: np.ndarray | None = None
+    ids: list[int] = field(default_factory=list)
+    exit_times: list[datetime] = field(default_factory=list)
+    job: Job | Future | None = None
+    result: RetrainResult | None = None  # known at the start when there was nothing to train
+
+
+class _History:
+    """The stored records batch_retrain trains on (`_training_matrix`), read once and kept in step by the session's writes.
+
+    A replay's session is the only writer of records while it runs, so this equals what the
+    database would return, without reading and decoding every record again at each retrain.
+    """
+
+    def __init__(self):
+        X, y, exit_times, ids, self.skipped = _training_matrix(None)
+        self._vectors, self._outcomes = list(X), y.tolist()
+        self._exit_times, self._ids = list(exit_times), list(ids)
+
+    def add(self, record_id: int, vector: np.ndarray | None, outcome: int, exit_time: datetime) -> None:
+        if vector is None:
+            self.skipped += 1
+            return
+        self._vectors.append(vector)
+        self._outcomes.append(outcome)
+        self._exit_times.append(exit_time)
+        self._ids.append(record_id)
+
+    def before(self, as_of: datetime) -> tuple[np.ndarray, np.ndarray, list[int], list[datetime]]:
+        """Features, outcomes, ids and exit times of the records closed before `as_of`, oldest exit first."""
+        rows = sorted((i for i, exit_time in enumerate(self._exit_times) if exit_time < as_of), key=lambda i: (self._exit_times[i], self._ids[i]))
+        X = np.vstack([self._vectors[i] for i in rows]) if rows else np.empty((0, len(FEATURE_SCHEMA.names)))
+        return X, np.array([self._outcomes[i] for i in rows], dtype=np.int64), [self._ids[i] for i in rows], [self._exit_times[i] for i in rows]

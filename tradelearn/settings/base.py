@@ -219,5 +219,8 @@ REPLAY_RETRAIN_EVERY = env_int("REPLAY_RETRAIN_EVERY", 200, minimum=1)
 # was trained on. 0: every REPLAY_RETRAIN_EVERY outcomes. 1.0: each time the history doubles, which
 # replays about twice as fast with measurably weaker learning (README, "Replays keep their books in memory").
 REPLAY_RETRAIN_GROWTH = env_float("REPLAY_RETRAIN_GROWTH", 0.0, minimum=0.0)
+# A replay retrains in a worker process beside it and adopts the new batch model this many outcomes
+# after it started (waiting there if the worker is behind), so results never depend on machine speed.
+REPLAY_RETRAIN_LAG = env_int("REPLAY_RETRAIN_LAG", 100, minimum=0)
 # A replay keeps its books in memory and writes them in one transaction every this many outcomes.
 REPLAY_WRITE_EVERY = env_int("REPLAY_WRITE_EVERY", 1000, minimum=1)
