@@ -1,9 +1,12 @@
-"""Replay: drive engines over stored candles in time order, learning as they go, in one process.
+"""Replay: drive engines over stored candles in time order, learning as they go.
 
 Every symbol's candles are interleaved by time, so a decision at time t (on any symbol) can
 only draw on trades that closed before t. Closed trades reach the learned statistics at once;
 the online ensemble learns after every few closed trades and the batch model is retrained on
-a fixed cadence, as of the current candle's close, so nothing later can leak in.
+a fixed cadence, as of the current candle's close, so nothing later can leak in. Retraining
+runs in a worker process beside the replay, and its model is adopted a fixed number of closed
+trades later (as a live retrain is adopted when Celery finishes it), never when the worker
+happens to finish: a replay's results do not depend on the machine's speed.
 
 The engines keep their books in memory (trading.books.MemoryBooks, learning.services.session)
 and everything is written to the database in one transaction every REPLAY_WRITE_EVERY
@@ -104,6 +107,7 @@ def replay(
     online_update_every: int | None = None,
     retrain_every: int | None = None,
     write_every: int | None = None,
+    background: bool = True,
     progress: bool = True,
 ) -> ReplaySummary:
     """Run `engines` over `frames` (symbol → OHLCV frame, history before `start` used as warm-up).
@@ -114,6 +118,10 @@ def replay(
     growth of 1.0 it is retrained as its history doubles, so a long replay's retrains cost
     about as much as its last few). Both learn as of the current candle's close. The books are
     written every `write_every` outcomes.
+
+    Batch retrains run in a worker process (with `background`; else here, for the same results):
+    one starts as of a candle's close and its model is adopted REPLAY_RETRAIN_LAG outcomes later,
+    the replay waiting there if the worker is behind. Until then the previous model serves.
     """
     online_update_every = online_update_every or settings.REPLAY_ONLINE_UPDATE_EVERY
     retrain_every = retrain_every or settings.REPLAY_RETRAIN_EVERY
@@ -133,7 +141,7 @@ def replay(
     }
     timeline = sorted(set().union(*(set(by_time) for by_time in rows.values())))
 
-    session = LearningSession(learning=learning, background=learning)
+    session = LearningSession(learning=learning, background=learning and background)
     books = [MemoryBooks(engine.account, session) for engine in engines]
     for engine, engine_books in zip(engines, books):
         engine.keep_books(engine_books)

@@ -75,7 +75,8 @@ class LearningSession:
     def __init__(self, *, learning: bool = True, background: bool = False):
         """With `background`, batch retrains run in a worker process (see `retrain_start`)."""
         self.learning = learning
-        self._pending: list[tuple[TradeOutcome, np.ndarray | None]] = []  # observed, not yet written
+        # Observed, not yet written: each outcome with its schema vector (None if it does not fit) and label.
+        self._pending: list[tuple[TradeOutcome, np.ndarray | None, int]] = []
         self._unlearned: list[tuple[np.ndarray, int]] = []
         self.skipped = 0  # outcomes whose features do not fit the schema: stored, never learned
         self.ensemble, self._online_version = OnlineEnsemble(), None
@@ -159,12 +160,12 @@ class LearningSession:
         _fold(_QUALITY, self._quality[facts.strategy_type], quality_key[1], quality_key, facts)
         _fold(_STRATEGY, self._cells[strategy_key[2:]], strategy_key, strategy_key, facts)
         _fold(_SIZING, self._sizing, sizing_key, sizing_key, facts)
-        vector = _schema_vector(outcome.features)
-        self._pending.append((outcome, vector))
+        vector, label = _schema_vector(outcome.features), int(facts.success)
+        self._pending.append((outcome, vector, label))
         if vector is None:
             self.skipped += 1
         elif self.learning:
-            self._unlearned.append((vector, int(facts.success)))
+            self._unlearned.append((vector, label))
 
     def learn(self) -> int:
         """Teach the online ensemble every trade observed since the last call; returns how many."""
@@ -190,15 +191,15 @@ class LearningSession:
         save are unlearned, which is true of the version saved: a replay cut short between
         saves leaves them to the next online_update.
         """
-        outcomes = [dataclasses.replace(o, trade_id=trade_ids.get(o.trade_id, o.trade_id)) for o, _ in self._pending]
+        outcomes = [dataclasses.replace(o, trade_id=trade_ids.get(o.trade_id, o.trade_id)) for o, _, _ in self._pending]
         with transaction.atomic():
             for start in range(0, len(outcomes), _WRITE_CHUNK):
                 store_trade_outcomes(outcomes=outcomes[start : start + _WRITE_CHUNK])
             record_ids = _record_ids([outcome.trade_id for outcome in outcomes])
             self._unsaved_record_ids.extend(record_ids[outcome.trade_id] for outcome in outcomes)
             if self.learning:
-                for outcome, (_, vector) in zip(outcomes, self._pending):
-                    self._history.add(record_ids[outcome.trade_id], vector, int(outcome.success), outcome.exit_time)
+                for outcome, (_, vector, label) in zip(outcomes, self._pending):
+                    self._history.add(record_ids[outcome.trade_id], vector, label, outcome.exit_time)
             if checkpoint and self.learning:
                 self._checkpoint()
         self._pending = []

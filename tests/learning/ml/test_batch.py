@@ -100,3 +100,19 @@ def test_too_few_trades_or_a_single_class_is_refused(trades):
         train_batch_model(X[:200], np.ones(200, dtype=int), times[:200])
     with pytest.raises(ValueError, match="unknown batch model kind"):
         train_batch_model(X, y, times, kind="forest")
+
+
+def test_permuted_copies_scored_only_by_the_trees_that_split_on_them_score_as_the_whole_model(trades, hgb_result):
+    from learning.ml.batch import PERMUTATION_REPEATS, _permuted_scores, _permuted_tree_scores
+
+    X, y, _ = trades
+    validation = X[hgb_result.validation_rows]
+    rng = np.random.default_rng(5)
+    permutations = [[rng.permutation(validation[:, column]) for _ in range(PERMUTATION_REPEATS)] for column in range(X.shape[1])]
+    shortcut = _permuted_tree_scores(hgb_result.model.estimator, validation, permutations)
+    whole = _permuted_scores(hgb_result.model, validation, permutations)
+    unused = [column for column in range(X.shape[1]) if all(np.array_equal(scores, hgb_result.model.raw_scores(validation)) for scores in whole[column])]
+    assert len(unused) < X.shape[1] - 5  # most columns do move the scores when shuffled
+    for column in range(X.shape[1]):
+        for fast, full in zip(shortcut[column], whole[column]):
+            np.testing.assert_allclose(fast, full, rtol=0, atol=1e-12)

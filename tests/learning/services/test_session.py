@@ -1,0 +1,43 @@
+"""A replay's learning session: the training history it keeps in memory is what batch_retrain reads from the database."""
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from learning.ml.schema import FEATURE_SCHEMA
+from learning.services.models import _training_matrix
+from learning.services.outcomes import store_trade_outcomes
+from learning.services.session import LearningSession
+from tests.factories import TradeOutcomeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def outcomes(count: int, *, seed: int, first_exit: datetime):
+    rng = np.random.default_rng(seed)
+    made = []
+    for index in range(count):
+        fits = index % 7 != 3  # every seventh does not fit the schema: stored, never trained on
+        features = {name: float(rng.normal()) for name in FEATURE_SCHEMA.names} if fits else {"rsi_14": 50.0}
+        # Exit times interleave with the other batch's, and some repeat, as closes do.
+        exit_time = first_exit + timedelta(hours=int(rng.integers(0, 400)))
+        made.append(TradeOutcomeFactory(features=features, entry_time=exit_time - timedelta(hours=3), exit_time=exit_time))
+    return made
+
+
+def test_the_sessions_training_history_is_what_batch_retrain_reads(settings):
+    start = datetime(2022, 5, 1, tzinfo=UTC)
+    store_trade_outcomes(outcomes=outcomes(60, seed=1, first_exit=start))
+    session = LearningSession()
+    for batch, seed in enumerate((2, 3)):
+        for outcome in outcomes(50, seed=seed, first_exit=start + timedelta(hours=100 * batch)):
+            session.observe(outcome)
+        session.write(trade_ids={})
+
+    for as_of in (start + timedelta(hours=hours) for hours in (50, 180, 333, 10_000)):
+        X, y, ids, exit_times = session._history.before(as_of)
+        stored_X, stored_y, stored_exit_times, stored_ids, _ = _training_matrix(as_of)
+        assert ids == stored_ids and exit_times == stored_exit_times and len(ids) > 0
+        np.testing.assert_array_equal(X, stored_X)
+        np.testing.assert_array_equal(y, stored_y)
+    session.close()
