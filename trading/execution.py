@@ -15,6 +15,7 @@ QUANTITY_STEP = Decimal("1e-8")
 DEFAULT_STOP_ATR_MULTIPLE = Decimal(2)
 DEFAULT_TARGET_ATR_MULTIPLE = Decimal(3)
 ONE = Decimal(1)
+INFINITY = Decimal("Infinity")  # a bound that never binds
 
 
 class Side(StrEnum):
@@ -286,6 +287,42 @@ def check_exit(position: Position, candle: CandleLike) -> ExitFill | None:
     if target is not None and sign * (favourable_extreme - target) >= 0:
         return ExitFill(time=candle.open_time, price=target, kind=ExitKind.TAKE_PROFIT)
     return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuietRange:
+    """The candles that leave a position exactly as it is: no exit, and (if tracked) no new best price.
+
+    A candle opening before `until` whose low lies above `low_above` and whose high lies below
+    `high_below` is one of them. Infinite bounds leave a side open (a position without a stop
+    or target) or shut it (nothing is quiet).
+    """
+
+    low_above: Decimal
+    high_below: Decimal
+    until: datetime | None
+
+
+def quiet_range(position: Position, *, track_best: bool) -> QuietRange:
+    """The candles on which `check_exit` returns None and, with `track_best`, `after_candle` keeps the best price.
+
+    check_exit's tests at the open need no bound of their own: the open lies between the low and
+    the high. The stop in force moves only with the best price, so the range holds until a
+    candle moves that. A tracked position without a best price yet is never quiet: its first
+    candle records one whatever its prices.
+    """
+    # In signed prices (sign × price) a short reads like a long: the stop is hit at or below the
+    # floor, the target at or above the ceiling, and the best price moves above it.
+    sign = direction(position.side)
+    stop = active_stop(position)
+    floor = -INFINITY if stop is None else sign * stop.price
+    ceiling = INFINITY if position.take_profit_price is None else sign * position.take_profit_price
+    if track_best:
+        ceiling = -INFINITY if position.best_price is None else min(ceiling, sign * position.best_price)
+    until = None if position.max_holding is None else position.entry_time + position.max_holding
+    if sign == 1:
+        return QuietRange(low_above=floor, high_below=ceiling, until=until)
+    return QuietRange(low_above=-ceiling, high_below=-floor, until=until)
 
 
 def after_candle(position: Position, candle: CandleLike) -> Position:

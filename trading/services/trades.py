@@ -404,14 +404,27 @@ def trade_manage_exit(*, trade: PaperTrade, account: PaperAccount, candle: execu
     return None
 
 
+def _tracks_best_price(trade: PaperTrade) -> bool:
+    # Only breakeven and trailing stops read the best price; other trades skip the write.
+    return bool(trade.trailing_stop_pct or trade.breakeven_trigger_pct)
+
+
+def trade_quiet_range(*, trade: PaperTrade, account: PaperAccount) -> execution.QuietRange:
+    """The candles on which trade_exit_step leaves `trade` untouched: no exit and no new best price.
+
+    It holds until trade_exit_step next changes the trade; the engine looks at it first so
+    that most candles need no exact exit check at all.
+    """
+    return execution.quiet_range(trade_position(trade=trade, account=account), track_best=_tracks_best_price(trade))
+
+
 def trade_exit_step(*, trade: PaperTrade, account: PaperAccount, candle: execution.CandleLike) -> tuple[execution.ExitFill | None, bool]:
     """The exit `candle` gives `trade`, if any; else the candle moves its best price (True when that changed it)."""
     position = trade_position(trade=trade, account=account)
     fill = execution.check_exit(position, candle)
     if fill is not None:
         return fill, False
-    # Only breakeven and trailing stops read the best price; other trades skip the write.
-    if not (trade.trailing_stop_pct or trade.breakeven_trigger_pct):
+    if not _tracks_best_price(trade):
         return None, False
     best_price = execution.after_candle(position, candle).best_price
     if best_price == trade.best_price:
