@@ -77,8 +77,11 @@ class Worker:
         return self.busy
 
     def close(self) -> None:
+        """End the worker: at once if a job's result was never taken (nobody wants it), else at end of input."""
         if self.process is not None:
-            self.process.stdin.close()  # the worker ends at end of input
+            if self.busy is not None:
+                self.process.kill()
+            self.process.stdin.close()
             self.process.wait()
             self.process.stdout.close()
             self.process, self.busy = None, None

@@ -14,6 +14,7 @@ live path uses (store_trade_outcomes, online_checkpoint, batch_retrain). In betw
 Nothing here decides anything learning does not decide live; only when rows reach the
 database differs. A session assumes it is the only online learner while it runs (a replay).
 """
+import copy
 import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from django.db import transaction
 from learning.ml.background import Job, Worker
 from learning.ml.batch import train_batch_artifact
 from learning.ml.hybrid import HybridPrediction, HybridPredictor
-from learning.ml.online import OnlineEnsemble
+from learning.ml.online import OnlineEnsemble, learn_resident
 from learning.ml.schema import FEATURE_SCHEMA
 from learning.models import ModelKind, ModelVersion, TrainingRecord
 from learning.services.aggregates import (
@@ -73,7 +74,7 @@ class LearningSession:
     """The learned statistics and models of one replay, in memory between writes."""
 
     def __init__(self, *, learning: bool = True, background: bool = False):
-        """With `background`, batch retrains run in a worker process (see `retrain_start`)."""
+        """With `background`, the models learn in worker processes (see `learn` and `retrain_start`)."""
         self.learning = learning
         # Observed, not yet written: each outcome with its schema vector (None if it does not fit) and label.
         self._pending: list[tuple[TradeOutcome, np.ndarray | None, int]] = []
@@ -84,14 +85,18 @@ class LearningSession:
         self._samples_saved = 0
         self._unsaved_record_ids: list[int] = []  # written since the ensemble was last saved
         self._predictor: HybridPredictor | None = None
+        self._online_worker: Worker | None = None
         self._batch_worker: Worker | None = None
+        self._online_job: Job | Future | None = None
+        self._online_resident = False  # the online worker holds the ensemble
         self._retrain: _Retrain | None = None
         self._load_evidence()
         if learning:
             self._load_models()  # the ensemble goes on from the active version
             self._history = _History()
             if background:
-                self._batch_worker = Worker()
+                self._online_worker, self._batch_worker = Worker(), Worker()
+                self._online_worker.start()
                 self._batch_worker.start()
 
     # -- reading ---------------------------------------------------------------------------
@@ -168,14 +173,31 @@ class LearningSession:
             self._unlearned.append((vector, label))
 
     def learn(self) -> int:
-        """Teach the online ensemble every trade observed since the last call; returns how many."""
+        """Hand the online ensemble every trade observed since the last call; returns how many.
+
+        The ensemble that learned them is taken at the next call (or checkpoint): predictions
+        lag one update behind. With `background` it learns in a worker process meanwhile; either
+        way the replay's results are the same.
+        """
+        self._take_online()
         if not self.learning or not self._unlearned:
             return 0
         X = np.vstack([vector for vector, _ in self._unlearned])
         y = np.array([label for _, label in self._unlearned])
-        self.ensemble.learn(X, y, batch_size=settings.LEARNING_ONLINE_BATCH_SIZE)
         self._unlearned = []
+        batch_size = settings.LEARNING_ONLINE_BATCH_SIZE
+        if self._online_worker is None:
+            self._online_job = _run_now(copy.deepcopy(self.ensemble).learn, X, y, batch_size=batch_size)
+        else:
+            start_from = None if self._online_resident else self.ensemble
+            self._online_job = self._online_worker.submit(learn_resident, X, y, batch_size=batch_size, start_from=start_from)
+            self._online_resident = True
         return len(y)
+
+    def _take_online(self) -> None:
+        if self._online_job is not None:
+            self.ensemble, self._online_job = self._online_job.result(), None
+            self._build_predictor()
 
     @property
     def pending(self) -> int:
@@ -208,6 +230,7 @@ class LearningSession:
 
     def _checkpoint(self) -> None:
         self.learn()
+        self._take_online()
         if self.ensemble.samples_seen == self._samples_saved:
             return
         version = online_checkpoint(ensemble=self.ensemble, samples_before=self._samples_saved, record_ids=self._unsaved_record_ids)
@@ -281,8 +304,10 @@ class LearningSession:
         retrain, self._retrain = self._retrain, None
         if retrain is not None and retrain.token is not None:
             _lease_release(RETRAIN_LEASE, retrain.token, {"reason": "replay stopped before adopting it"})
-        if self._batch_worker is not None:
-            self._batch_worker.close()
+        for worker in (self._online_worker, self._batch_worker):
+            if worker is not None:
+                worker.close()
+        self._online_job = None
 
 
 def _run_now(job, /, *args, **kwargs) -> Future:

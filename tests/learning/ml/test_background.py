@@ -47,3 +47,12 @@ def test_closing_ends_the_process(worker):
     process = worker.process
     worker.close()
     assert process.returncode == 0
+
+
+def test_closing_with_a_result_nobody_took_does_not_wait_for_it(worker):
+    import time
+
+    worker.submit(time.sleep, 60)
+    started = time.monotonic()
+    worker.close()
+    assert time.monotonic() - started < 30
