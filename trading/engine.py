@@ -16,7 +16,9 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 
@@ -28,27 +30,61 @@ from trading.features.builder import build_features
 from trading.features.indicators import TECHNICAL_FEATURES
 from trading.marketdata.naming import timeframe_ms
 from trading.models import PaperAccount, PaperTrade, SignalDecision
-from trading.services.trades import TradeNotOpen
-from trading.signals import STRATEGY_TYPE, combined_confidence, technical_signal
+from trading.services.trades import TradeNotOpen, trade_quiet_range
+from trading.signals import STRATEGY_TYPE, combined_confidence, technical_scores, technical_signal
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Bar:
-    """One closed candle as the engine sees it, with the features computed up to its close."""
+def _decimal(value: float | None) -> Decimal | None:
+    # repr gives the shortest string that round-trips, so a price read as 36787.42 stays exactly that.
+    return None if value is None else Decimal(repr(value))
 
-    symbol: str
-    timeframe: str
-    open_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    features: dict[str, float] | None  # None while there is too little history
-    previous_features: dict[str, float] | None
-    market_regime: str
-    volatility_regime: str
+
+def _decimal_price(column: int) -> cached_property:
+    """A Bar's price in `column` of its prices, as a Decimal converted when first read."""
+    return cached_property(lambda bar: _decimal(bar.prices[column]))
+
+
+class Bar:
+    """One closed candle as the engine sees it, with the features computed up to its close.
+
+    A view of one row of its BarSource. The Decimal prices, the feature dicts and the technical
+    scores are read from the source when first asked for: most candles only need the floats of
+    `prices` (to see that no trade is near an exit) and `ready`, so they cost next to nothing.
+    """
+
+    def __init__(self, source: "BarSource", row: int):
+        self._source, self._row = source, row
+        self.symbol, self.timeframe = source.symbol, source.timeframe
+        self.open_time: datetime = source.moments[row]
+        self.prices: tuple[float, float, float, float] = source.prices[row]  # open, high, low, close
+        self.ready: bool = source.ready[row]  # enough history for features; never trade a candle that is not
+        self.market_regime: str = source.market_regimes[row]
+        self.volatility_regime: str = source.volatility_regimes[row]
+
+    open = _decimal_price(0)
+    high = _decimal_price(1)
+    low = _decimal_price(2)
+    close = _decimal_price(3)
+
+    @cached_property
+    def features(self) -> dict[str, float] | None:
+        """The technical features by name; None while there is too little history."""
+        return self._source.features(self._row)
+
+    @cached_property
+    def previous_features(self) -> dict[str, float] | None:
+        return self._source.features(self._row - 1)
+
+    @property
+    def technical_score(self) -> float | None:
+        """signals.technical_scores of this candle; None while there is too little history."""
+        return self._source.technical_score(self._row)
+
+    @property
+    def previous_technical_score(self) -> float | None:
+        return self._source.technical_score(self._row - 1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,44 +117,61 @@ class BarSource:
         features = build_features(frame)
         self.symbol, self.timeframe = symbol, timeframe
         self.times = frame.index
+        # Per row, as plain Python values: a bar reads one of each, and a list hands them out fastest.
         self.moments: list[datetime] = list(frame.index.to_pydatetime())  # the open times, as datetimes
-        self._ready = features["ready"].to_numpy()
+        self.prices: list[tuple[float, float, float, float]] = list(map(tuple, frame[["open", "high", "low", "close"]].to_numpy().tolist()))
+        self.ready: list[bool] = features["ready"].tolist()
+        self.market_regimes: list[str] = features["market_regime"].tolist()
+        self.volatility_regimes: list[str] = features["volatility_regime"].tolist()
         self._matrix = features[list(TECHNICAL_FEATURES)].to_numpy()
-        self._market = features["market_regime"].to_numpy()
-        self._volatility = features["volatility_regime"].to_numpy()
-        self._prices = frame[["open", "high", "low", "close"]].to_numpy()
-        self._last: tuple[int, dict[str, float] | None] = (-2, None)
-
-    def _features(self, row: int) -> dict[str, float] | None:
-        if row < 0 or not self._ready[row]:
-            return None
-        if self._last[0] == row:  # bars are asked for in order: row's features were row+1's previous ones
-            return self._last[1]
-        return dict(zip(TECHNICAL_FEATURES, self._matrix[row].tolist()))
 
     def bar(self, row: int) -> Bar:
-        # repr gives the shortest string that round-trips, so a price read as 36787.42 stays exactly that.
-        open_, high, low, close = (Decimal(repr(value)) for value in self._prices[row].tolist())
-        previous_features = self._features(row - 1)
-        features = self._features(row)
-        self._last = (row, features)
-        return Bar(
-            symbol=self.symbol,
-            timeframe=self.timeframe,
-            open_time=self.moments[row],
-            open=open_,
-            high=high,
-            low=low,
-            close=close,
-            features=features,
-            previous_features=previous_features,
-            market_regime=self._market[row],
-            volatility_regime=self._volatility[row],
-        )
+        return Bar(self, row)
+
+    def features(self, row: int) -> dict[str, float] | None:
+        """Row `row`'s technical features by name; None while there is too little history."""
+        if row < 0 or not self.ready[row]:
+            return None
+        return dict(zip(TECHNICAL_FEATURES, self._matrix[row].tolist()))
+
+    def technical_score(self, row: int) -> float | None:
+        """Row `row`'s technical score; None while there is too little history."""
+        if row < 0 or not self.ready[row]:
+            return None
+        return self._scores[row]
+
+    @cached_property
+    def _scores(self) -> list[float]:
+        # Computed on first use, over the whole history: the paper strategy reads one per candle, others none.
+        ready = np.flatnonzero(self.ready)
+        scores = np.full(len(self.ready), np.nan)
+        scores[ready] = technical_scores({name: self._matrix[ready, i] for i, name in enumerate(TECHNICAL_FEATURES)})
+        return scores.tolist()
 
 
-def _decimal(value: float | None) -> Decimal | None:
-    return None if value is None else Decimal(repr(value))
+# How far the float bounds of a quiet range are moved inwards, relative to the price: a float
+# carries a price to about 1e-16, so a candle this calls quiet is quiet by the Decimal rule too.
+_QUIET_MARGIN = 1e-9
+
+
+class _WatchedTrade:
+    """An open trade and, in floats for a quick first look, the candles that leave it untouched (trade_quiet_range).
+
+    Only a candle outside that range gets the exact Decimal exit check; it decides every exit.
+    """
+
+    __slots__ = ("trade", "low_above", "high_below", "until")
+
+    def __init__(self, trade: PaperTrade, quiet: execution.QuietRange):
+        self.trade = trade
+        low, high = float(quiet.low_above), float(quiet.high_below)
+        self.low_above = max(low * (1 - _QUIET_MARGIN), low * (1 + _QUIET_MARGIN))
+        self.high_below = min(high * (1 - _QUIET_MARGIN), high * (1 + _QUIET_MARGIN))
+        self.until = quiet.until
+
+    def leaves_alone(self, bar: Bar) -> bool:
+        _, high, low, _ = bar.prices
+        return low > self.low_above and high < self.high_below and (self.until is None or bar.open_time < self.until)
 
 
 class TradingEngine:
@@ -138,9 +191,9 @@ class TradingEngine:
     def keep_books(self, books: DatabaseBooks) -> None:
         """Keep the account's books in `books` from now on (a replay keeps them in memory), reading its state there."""
         self.books = books
-        self._open: dict[str, list[PaperTrade]] = defaultdict(list)
+        self._open: dict[str, list[_WatchedTrade]] = defaultdict(list)
         for trade in books.open_trades():
-            self._open[trade.symbol].append(trade)
+            self._open[trade.symbol].append(self._watch(trade))
         self._pending: dict[str, list[SignalDecision]] = defaultdict(list)
         for decision in books.pending_decisions():
             self._pending[decision.symbol].append(decision)
@@ -155,7 +208,7 @@ class TradingEngine:
         """
 
     def propose(self, bar: Bar) -> Proposal | None:
-        signal = technical_signal(bar.features, bar.previous_features)
+        signal = technical_signal(bar.technical_score, bar.previous_technical_score)
         if signal is None:
             return None
         atr_pct = bar.features["atr_pct"]
@@ -176,12 +229,16 @@ class TradingEngine:
         return result
 
     def open_trades(self, symbol: str) -> list[PaperTrade]:
-        return list(self._open[symbol])
+        return [watched.trade for watched in self._open[symbol]]
+
+    def _watch(self, trade: PaperTrade) -> _WatchedTrade:
+        return _WatchedTrade(trade, trade_quiet_range(trade=trade, account=self.account))
 
     def _fill_pending(self, bar: Bar) -> int:
-        decisions, self._pending[bar.symbol] = self._pending[bar.symbol], []
+        decisions = self._pending[bar.symbol]
         if not decisions:
             return 0
+        self._pending[bar.symbol] = []
         previous_candle = bar.open_time - timedelta(milliseconds=timeframe_ms(bar.timeframe))
         opened = 0
         for decision in decisions:
@@ -193,7 +250,7 @@ class TradingEngine:
             if trade is None and decision.taken:
                 trade = self._open_trade(decision, bar, shadow=True)
             if trade is not None:
-                self._open[bar.symbol].append(trade)
+                self._open[bar.symbol].append(self._watch(trade))
                 opened += not trade.is_shadow
         return opened
 
@@ -228,10 +285,14 @@ class TradingEngine:
         return result.trade
 
     def _manage_exits(self, bar: Bar) -> tuple[int, int]:
+        watching = self._open[bar.symbol]
+        if not watching:
+            return 0, 0
         still_open, closed, outcomes = [], 0, 0
-        for trade in self._open[bar.symbol]:
-            if trade.entry_time > bar.open_time:
-                still_open.append(trade)
+        for watched in watching:
+            trade = watched.trade
+            if trade.entry_time > bar.open_time or watched.leaves_alone(bar):
+                still_open.append(watched)
                 continue
             try:
                 exited = self.books.manage_exit(trade, bar)
@@ -239,7 +300,7 @@ class TradingEngine:
                 logger.info("%s was closed elsewhere (manual close?); dropping it", trade)
                 continue
             if exited is None:
-                still_open.append(trade)
+                still_open.append(self._watch(trade))  # the candle may have moved its best price, and so its stop
                 continue
             closed += not trade.is_shadow
             outcomes += 1
@@ -247,7 +308,7 @@ class TradingEngine:
         return closed, outcomes
 
     def _decide(self, bar: Bar) -> int:
-        if bar.features is None:
+        if not bar.ready:
             logger.debug("%s %s: too little history for features; nothing decided", bar.symbol, bar.open_time)
             return 0
         if self.account.is_paused:

@@ -5,8 +5,10 @@ squashed into [-1, 1], and averaged. A signal fires when the score crosses its t
 (not on every candle it stays beyond it), so one move gives one entry.
 """
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
 
 STRATEGY_TYPE = "trend_momentum"
@@ -19,25 +21,34 @@ class TechnicalSignal:
     confidence: float  # the raw confidence handed to learning, in [0.5, 1]
 
 
-def technical_score(features: dict[str, float]) -> float:
-    """The signed score in [-1, 1]: positive leans long, negative short."""
-    atr = max(features["atr_pct"], 1e-6)
+# libm's tanh, one element at a time: numpy's own (SIMD) tanh differs from it in the last bits
+# of many values, and a score must come out the same however it is computed.
+_tanh = np.vectorize(math.tanh, otypes=[float])
+
+
+def technical_scores(features: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The signed score in [-1, 1] of each candle, from its features' columns: positive leans long, negative short.
+
+    Computed over a whole history at once (one candle is a history of one).
+    """
+    atr = np.maximum(features["atr_pct"], 1e-6)
     components = (
         (features["rsi_14"] - 50.0) / 50.0,
-        math.tanh(features["macd_hist_pct"] / (0.1 * atr)),
-        math.tanh(features["roc_12"] / (math.sqrt(12) * atr)),
-        math.tanh(features["sma_50_dist"] / (5 * atr)),
+        _tanh(features["macd_hist_pct"] / (0.1 * atr)),
+        _tanh(features["roc_12"] / (math.sqrt(12) * atr)),
+        _tanh(features["sma_50_dist"] / (5 * atr)),
     )
-    return sum(components) / len(components)
+    # Python's sum, candle by candle: it compensates the rounding of each addition, numpy's does not.
+    totals = np.array([sum(parts) for parts in zip(*(component.tolist() for component in components))])
+    return totals / len(components)
 
 
-def technical_signal(features: dict[str, float], previous: dict[str, float] | None) -> TechnicalSignal | None:
-    """The signal at this candle's close, or None; `previous` is the prior candle's features."""
+def technical_signal(score: float, previous: float | None) -> TechnicalSignal | None:
+    """The signal of a candle whose score is `score`, or None; `previous` is the prior candle's score (None: no features)."""
     threshold = settings.TRADING_SIGNAL_THRESHOLD
-    score = technical_score(features)
     if abs(score) < threshold:
         return None
-    if previous is not None and abs(technical_score(previous)) >= threshold and (technical_score(previous) > 0) == (score > 0):
+    if previous is not None and abs(previous) >= threshold and (previous > 0) == (score > 0):
         return None  # still beyond the threshold since an earlier candle: that move was signalled already
     strength = min(1.0, abs(score))
     return TechnicalSignal(
