@@ -102,7 +102,7 @@ class Proposal:
     extra_features: tuple[tuple[str, float], ...] = ()
 
 
-@dataclass
+@dataclass(slots=True)
 class TickResult:
     opened: int = 0
     closed: int = 0  # real trades closed
@@ -119,7 +119,7 @@ class BarSource:
         self.times = frame.index
         # Per row, as plain Python values: a bar reads one of each, and a list hands them out fastest.
         self.moments: list[datetime] = list(frame.index.to_pydatetime())  # the open times, as datetimes
-        self.prices: list[tuple[float, float, float, float]] = list(map(tuple, frame[["open", "high", "low", "close"]].to_numpy().tolist()))
+        self.prices: list[tuple[float, float, float, float]] = list(zip(*frame[["open", "high", "low", "close"]].to_numpy().T.tolist()))
         self.ready: list[bool] = features["ready"].tolist()
         self.market_regimes: list[str] = features["market_regime"].tolist()
         self.volatility_regimes: list[str] = features["volatility_regime"].tolist()

@@ -21,9 +21,10 @@ class TechnicalSignal:
     confidence: float  # the raw confidence handed to learning, in [0.5, 1]
 
 
-# libm's tanh, one element at a time: numpy's own (SIMD) tanh differs from it in the last bits
-# of many values, and a score must come out the same however it is computed.
-_tanh = np.vectorize(math.tanh, otypes=[float])
+def _tanh(values: np.ndarray) -> np.ndarray:
+    # libm's tanh, one value at a time: numpy's own (SIMD) tanh differs from it in the last bits
+    # of many values, and a score must come out the same however it is computed.
+    return np.fromiter(map(math.tanh, values.tolist()), float, len(values))
 
 
 def technical_scores(features: Mapping[str, np.ndarray]) -> np.ndarray:
