@@ -38,13 +38,16 @@ How a level set is made (all constants are fields of `LevelParams`):
 Levels tested fewer than `min_touches` times are dropped.
 """
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 FIB_RATIOS = (0.382, 0.5, 0.618)
+DAY_NS = 86_400 * 10**9
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,25 +88,44 @@ class LevelSet:
 
     def rows(self) -> list[dict]:
         """The levels as plain dicts (floats and UTC datetimes), for storage and display."""
+        columns = (self.price, self.is_support, self.touches, self.bounces, self.bounce_rate, self.last_test_time, self.strength)
         return [
             {
-                "price": float(self.price[i]),
-                "kind": "support" if self.is_support[i] else "resistance",
-                "touches": int(self.touches[i]),
-                "bounces": int(self.bounces[i]),
-                "bounce_rate": float(self.bounce_rate[i]),
-                "last_test_time": pd.Timestamp(int(self.last_test_time[i]), tz="UTC").to_pydatetime(),
-                "strength": float(self.strength[i]),
-                "magnets": self.magnets[i],
+                "price": price,
+                "kind": "support" if is_support else "resistance",
+                "touches": touches,
+                "bounces": bounces,
+                "bounce_rate": bounce_rate,
+                "last_test_time": utc_moment(last_test_time),
+                "strength": strength,
+                "magnets": magnets,
             }
-            for i in range(len(self))
+            for (price, is_support, touches, bounces, bounce_rate, last_test_time, strength), magnets in zip(
+                zip(*(column.tolist() for column in columns)), self.magnets
+            )
         ]
+
+
+def nanoseconds(moment: datetime) -> int:
+    """A UTC-aware moment in nanoseconds since the epoch, to the microsecond (a datetime's precision)."""
+    return (moment - EPOCH) // MICROSECOND * 1000
+
+
+def utc_moment(time_ns: int) -> datetime:
+    """Nanoseconds since the epoch as a UTC datetime, to the microsecond."""
+    return EPOCH + time_ns // 1000 * MICROSECOND
 
 
 def _true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
     previous_close = np.concatenate(([np.nan], close[:-1]))
     # The first candle has no previous close: its range alone (np.fmax ignores the NaN).
     return np.fmax(high - low, np.fmax(np.abs(high - previous_close), np.abs(low - previous_close)))
+
+
+def _ahead(values: np.ndarray, n: int, extreme: np.ufunc, empty: float) -> np.ndarray:
+    """Row i, column k ≤ n: the extreme of values[i+1 : i+1+k], `empty` where there is none."""
+    windows = sliding_window_view(np.concatenate((values[1:], np.full(n, empty))), n)  # row i: values[i+1 : i+1+n]
+    return np.concatenate((np.full((len(values), 1), empty), extreme.accumulate(windows, axis=1)), axis=1)
 
 
 def _pivots(values: np.ndarray, span: int, *, highs: bool) -> np.ndarray:
@@ -117,25 +139,34 @@ def _pivots(values: np.ndarray, span: int, *, highs: bool) -> np.ndarray:
     return mask
 
 
-def _clusters(prices: np.ndarray, tol: float, max_width: float) -> list[np.ndarray]:
+def _cluster_means(prices: np.ndarray, tol: float, max_width: float) -> np.ndarray:
+    """The mean price of each cluster of `prices`, lowest first (see the module docstring)."""
     ordered = np.sort(prices)
-    groups, start = [], 0
-    for i in range(1, len(ordered) + 1):
-        if i == len(ordered) or ordered[i] - ordered[i - 1] > tol or ordered[i] - ordered[start] > max_width:
-            groups.append(ordered[start:i])
-            start = i
-    return groups
+    values = ordered.tolist()
+    starts = [0]
+    for i in range(1, len(values)):
+        if values[i] - values[i - 1] > tol or values[i] - values[starts[-1]] > max_width:
+            starts.append(i)
+    sizes = np.diff([*starts, len(values)])
+    sums = np.add.reduceat(ordered, starts)
+    # Sums of three or more prices as ndarray.mean adds them (reduceat associates them differently).
+    for cluster in np.flatnonzero(sizes > 2).tolist():
+        sums[cluster] = np.add.reduce(ordered[starts[cluster] : starts[cluster] + sizes[cluster]])
+    return sums / sizes
 
 
-def _round_step(price: float) -> float:
-    return 10.0 ** (np.floor(np.log10(price)) - 1)
+def _round_steps(prices: np.ndarray) -> np.ndarray:
+    """Per price, the step of its round numbers: 10^(⌊log10 price⌋ − 1)."""
+    # The powers one by one in scalar arithmetic: numpy's vectorised power can differ in the last bit.
+    return np.array([10.0**exponent for exponent in (np.floor(np.log10(prices)) - 1).tolist()])
 
 
 class LevelHistory:
     """The level sets of one candle history, computed on demand per recompute boundary.
 
-    Built once per frame (vectorised pivots and true ranges); `at(time)` answers with the set
-    in force at a candle, computed only from candles up to the last boundary at or before it.
+    Built once per frame (vectorised pivots, true ranges and the extremes of the candles after
+    each); `at(time)` answers with the set in force at a candle, computed only from candles up
+    to the last boundary at or before it.
     """
 
     def __init__(self, frame: pd.DataFrame, *, timeframe_ns: int, params: LevelParams | None = None):
@@ -147,8 +178,11 @@ class LevelHistory:
         self.times = index.tz_convert("UTC").as_unit("ns").asi8
         self.open, self.high, self.low, self.close = (frame[name].to_numpy(dtype="float64") for name in ("open", "high", "low", "close"))
         self.true_range = _true_range(self.high, self.low, self.close)
+        self.body_low, self.body_high = np.minimum(self.open, self.close), np.maximum(self.open, self.close)
         self.pivot_high = _pivots(self.high, self.params.pivot_span, highs=True)
         self.pivot_low = _pivots(self.low, self.params.pivot_span, highs=False)
+        self.next_high = _ahead(self.high, self.params.bounce_candles, np.maximum, -np.inf)
+        self.next_low = _ahead(self.low, self.params.bounce_candles, np.minimum, np.inf)
         self.period = int(timeframe_ns) * self.params.recompute_every
         self.window = pd.Timedelta(self.params.window).value
         self._cache: dict[int, LevelSet | None] = {}
@@ -189,39 +223,42 @@ class LevelHistory:
         if len(pivots) == 0:
             return None
         tol = p.cluster_atr * unit
-        prices = np.array([group.mean() for group in _clusters(pivots, tol, p.max_cluster_tols * tol)])
+        prices = _cluster_means(pivots, tol, p.max_cluster_tols * tol)
 
         # Levels × candles. A candle tests a level when its range reaches within touch_tol and its
         # body stays on one side; a body across the level is a break, and the level did not hold.
         touch_tol = p.touch_atr * unit
-        close = self.close[rows]
-        near = (low[None, :] <= prices[:, None] + touch_tol) & (high[None, :] >= prices[:, None] - touch_tol)
-        crossed = (open_[None, :] - prices[:, None]) * (close[None, :] - prices[:, None]) < 0
+        level = prices[:, None]
+        near = (low <= level + touch_tol) & (high >= level - touch_tol)
+        crossed = (self.body_low[rows] < level) & (level < self.body_high[rows])
         held = near & ~crossed
-        starts = held & ~np.concatenate((np.zeros((len(prices), 1), dtype=bool), held[:, :-1]), axis=1)
-        touches = starts.sum(axis=1)
-        breaks = crossed.sum(axis=1)
+        starts = held.copy()
+        starts[:, 1:] &= ~held[:, :-1]
+        width = last - first + 1
+        tested, when = np.divmod(np.flatnonzero(starts), width)  # the level and the window row of every test
+        touches = np.bincount(tested, minlength=len(prices))
+        breaks = np.count_nonzero(crossed, axis=1)
 
-        # Bounces: the best move away within the next bounce_candles candles that have closed.
+        # Bounces, per test: the best move away within the next bounce_candles candles that have closed.
         n = p.bounce_candles
-        padded_high = np.concatenate((high[1:], np.full(n, -np.inf)))
-        padded_low = np.concatenate((low[1:], np.full(n, np.inf)))
-        future_high = sliding_window_view(padded_high, n).max(axis=1)
-        future_low = sliding_window_view(padded_low, n).min(axis=1)
-        from_above = open_[None, :] >= prices[:, None]
+        tests, closed_after = first + when, np.minimum(n, last - first - when)  # frame rows; candles closed after each up to `last`
+        future_high, future_low = self.next_high[tests, closed_after], self.next_low[tests, closed_after]
+        test_price = prices[tested]
         distance = p.bounce_atr * unit
-        bounced = starts & np.where(
-            from_above, future_high[None, :] >= prices[:, None] + distance, future_low[None, :] <= prices[:, None] - distance
-        )
-        follow_up_over = np.arange(first, last + 1) + n <= last
-        decided = starts & (bounced | follow_up_over[None, :])
-        bounces, decided_count = bounced.sum(axis=1), decided.sum(axis=1)
-        bounce_rate = np.divide(bounces, decided_count, out=np.zeros(len(prices)), where=decided_count > 0)
+        bounced = np.where(open_[when] >= test_price, future_high >= test_price + distance, future_low <= test_price - distance)
+        decided = bounced | (tests + n <= last)
+        bounces = np.bincount(tested[bounced], minlength=len(prices))
+        decided_count = np.bincount(tested[decided], minlength=len(prices))
 
         # The last test of each level (argmax on the reversed row finds the last True).
-        width = last - first + 1
         last_near = width - 1 - np.argmax(held[:, ::-1], axis=1)
+
+        # Levels tested too rarely are dropped; strength and magnets are only needed for the rest.
         keep = touches >= p.min_touches
+        prices, touches, breaks, bounces, decided_count, last_near = (
+            values[keep] for values in (prices, touches, breaks, bounces, decided_count, last_near)
+        )
+        bounce_rate = np.divide(bounces, decided_count, out=np.zeros(len(prices)), where=decided_count > 0)
         recency = 0.5 ** ((width - 1 - last_near) / p.recency_half_life)
         magnets = self._magnets(prices, first, last, p.magnet_atr * unit)
         strength = np.minimum(
@@ -235,41 +272,49 @@ class LevelHistory:
         return LevelSet(
             computed_at=pd.Timestamp(self.times[last], tz="UTC"),
             tolerance=unit,
-            price=prices[keep],
-            is_support=prices[keep] < self.close[last],
-            touches=touches[keep],
-            bounces=bounces[keep],
-            bounce_rate=bounce_rate[keep],
-            last_test_time=self.times[first + last_near[keep]],
-            last_test_row=first + last_near[keep],
-            strength=strength[keep],
-            magnets=[found for found, kept in zip(magnets, keep) if kept],
+            price=prices,
+            is_support=prices < self.close[last],
+            touches=touches,
+            bounces=bounces,
+            bounce_rate=bounce_rate,
+            last_test_time=self.times[first + last_near],
+            last_test_row=first + last_near,
+            strength=strength,
+            magnets=magnets,
         )
 
     def _magnets(self, prices: np.ndarray, first: int, last: int, tol: float) -> list[list[dict]]:
         """Per level, the magnets within `tol`: round numbers, previous day/week high/low, Fibonacci."""
+        steps = _round_steps(prices)
+        nearest_round = np.round(prices / steps) * steps
+        is_round = np.abs(prices - nearest_round) <= tol
+        found = [
+            [{"kind": "round_number", "price": price}] if near else [] for price, near in zip(nearest_round.tolist(), is_round.tolist())
+        ]
+        candidates = self._magnet_candidates(first, last)
+        near = np.abs(prices[:, None] - np.array([level for _, level in candidates])) <= tol
+        for row, column in zip(*np.nonzero(near)):  # row by row, each in candidate order
+            kind, level = candidates[column]
+            found[row].append({"kind": kind, "price": level})
+        return found
+
+    def _magnet_candidates(self, first: int, last: int) -> list[tuple[str, float]]:
+        """The previous UTC day's and ISO week's high and low, and the retracements of the last swing."""
         candidates: list[tuple[str, float]] = []
-        now = pd.Timestamp(self.times[last], tz="UTC")
+        now = int(self.times[last])
+        today = now // DAY_NS * DAY_NS
+        monday = today - (now // DAY_NS + 3) % 7 * DAY_NS  # 1970-01-01 was a Thursday
         times = self.times[first : last + 1]
-        for name, start in (("day", now.floor("D") - pd.Timedelta(days=1)), ("week", now.floor("D") - pd.Timedelta(days=now.day_of_week + 7))):
-            end = start + (pd.Timedelta(days=1) if name == "day" else pd.Timedelta(days=7))
-            inside = (times >= start.value) & (times < end.value)
-            if inside.any():
-                candidates.append((f"previous_{name}_high", float(self.high[first : last + 1][inside].max())))
-                candidates.append((f"previous_{name}_low", float(self.low[first : last + 1][inside].min())))
+        for name, start, end in (("day", today - DAY_NS, today), ("week", monday - 7 * DAY_NS, monday)):
+            begin, stop = (first + np.searchsorted(times, (start, end))).tolist()
+            if begin < stop:
+                candidates.append((f"previous_{name}_high", float(self.high[begin:stop].max())))
+                candidates.append((f"previous_{name}_low", float(self.low[begin:stop].min())))
         swing = slice(max(first, last - self.params.fib_lookback + 1), last + 1)
-        swing_high, swing_low = self.high[swing].max(), self.low[swing].min()
-        rising = np.argmax(self.high[swing]) > np.argmin(self.low[swing])
+        highs, lows = self.high[swing], self.low[swing]
+        swing_high, swing_low, rising = float(highs.max()), float(lows.min()), highs.argmax() > lows.argmin()
         for ratio in FIB_RATIOS:
             # A retracement runs back from the swing's end toward its start.
             level = swing_high - ratio * (swing_high - swing_low) if rising else swing_low + ratio * (swing_high - swing_low)
-            candidates.append((f"fibonacci_{ratio:.3f}", float(level)))
-
-        found: list[list[dict]] = []
-        for price in prices:
-            step = _round_step(price)
-            nearest_round = round(price / step) * step
-            near = [{"kind": "round_number", "price": float(nearest_round)}] if abs(price - nearest_round) <= tol else []
-            near += [{"kind": kind, "price": level} for kind, level in candidates if abs(price - level) <= tol]
-            found.append(near)
-        return found
+            candidates.append((f"fibonacci_{ratio:.3f}", level))
+        return candidates

@@ -1,4 +1,5 @@
 """Profit scraping writes: storing each recompute's price levels."""
+from collections.abc import Sequence
 from decimal import Decimal
 
 from django.db import transaction
@@ -10,14 +11,15 @@ from trading.execution import PRICE_QUANTUM
 
 
 @transaction.atomic
-def price_levels_replace(*, symbol: str, timeframe: str, level_set: LevelSet) -> int:
-    """Store one recompute's levels, replacing any set stored for the same last candle; returns how many.
+def price_levels_replace(*, symbol: str, timeframe: str, level_sets: Sequence[LevelSet]) -> int:
+    """Store recomputes' levels, replacing any set stored for the same last candle; returns how many.
 
     Levels are a pure function of the candles, so a rerun (a second replay, a redelivered tick)
-    computes the same set: replacing it keeps one copy, whoever wrote it.
+    computes the same sets: replacing them keeps one copy, whoever wrote them. A replay hands
+    over all the sets since its last write at once: one delete and one insert.
     """
-    computed_at = level_set.computed_at.to_pydatetime()
-    PriceLevel.objects.filter(symbol=symbol, timeframe=timeframe, computed_at=computed_at).delete()
+    computed = [level_set.computed_at.to_pydatetime() for level_set in level_sets]
+    PriceLevel.objects.filter(symbol=symbol, timeframe=timeframe, computed_at__in=computed).delete()
     created = [
         PriceLevel(
             symbol=symbol,
@@ -32,6 +34,7 @@ def price_levels_replace(*, symbol: str, timeframe: str, level_set: LevelSet) ->
             strength=row["strength"],
             magnets=row["magnets"],
         )
+        for level_set, computed_at in zip(level_sets, computed)
         for row in level_set.rows()
     ]
     bulk_insert(PriceLevel, created)

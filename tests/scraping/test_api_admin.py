@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def stored_levels(btc_frame):
     history = LevelHistory(btc_frame, timeframe_ns=3_600_000_000_000)
-    for day in (10, 11):
-        price_levels_replace(symbol="BTCUSDT", timeframe="1h", level_set=history.at(datetime(2022, 6, day, tzinfo=UTC)))
+    level_sets = [history.at(datetime(2022, 6, day, tzinfo=UTC)) for day in (10, 11)]
+    price_levels_replace(symbol="BTCUSDT", timeframe="1h", level_sets=level_sets)
     return PriceLevel.objects.all()
 
 

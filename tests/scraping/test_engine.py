@@ -91,6 +91,25 @@ def test_a_fresh_engine_without_a_prepared_frame_reads_the_same_levels_from_the_
     assert from_frame.rows() == from_database.rows() and len(from_frame) > 0
 
 
+def test_proposals_from_prepared_candles_equal_the_one_candle_path_at_every_candle(btc_frame, eth_frame):
+    # A replay runs the rule once per level set over the candles it is in force for; a live tick
+    # runs it on the bar it closes. Both must propose exactly the same, candle by candle.
+    account = account_create(name="both-paths", system_type="profit_scraping", starting_balance=Decimal("10000"))
+    proposals = 0
+    for symbol, frame in (("BTCUSDT", btc_frame), ("ETHUSDT", eth_frame)):
+        replayed, alone = ProfitScrapingEngine(account=account), ProfitScrapingEngine(account=account)
+        replayed.prepare(symbol=symbol, timeframe="1h", frame=frame)
+        alone.prepare_levels(symbol=symbol, timeframe="1h", frame=frame)  # the levels only, as a live tick loads them
+        source = BarSource(symbol=symbol, timeframe="1h", frame=frame)
+        for row in range(len(frame)):
+            bar = source.bar(row)
+            if bar.ready:
+                proposal = replayed.propose(bar)
+                assert proposal == alone.propose(bar), (symbol, bar.open_time)
+                proposals += proposal is not None
+    assert proposals > 1000
+
+
 def test_the_replay_command_runs_both_engines(btc_frame, tmp_path):
     candles = btc_frame[btc_frame.index <= datetime(2022, 6, 7, 23, tzinfo=UTC)].copy()
     candles.index = candles.index.asi8 // 1_000_000  # the candle files' Unix milliseconds
