@@ -6,10 +6,14 @@ path (`aggregates_apply`, inside the outcome's transaction) and the rebuild
 disagree if rows are lost or counted twice, which the tests check.
 """
 import math
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import reduce
+from itertools import batched
+from operator import add
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -70,12 +74,6 @@ def _prior_strength() -> float:
     return settings.LEARNING_PRIOR_STRENGTH
 
 
-def _numeric_features(features: dict) -> Iterable[tuple[str, float]]:
-    for name, value in features.items():
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            yield name, float(value)
-
-
 def _add_return(row, facts: OutcomeFacts) -> None:
     """The running sums of returns that Sharpe, averages and payoff ratios are computed from."""
     row.sum_pnl_pct += facts.pnl_pct
@@ -97,6 +95,11 @@ class Aggregate:
 
     def apply(self, row, facts: OutcomeFacts, key: tuple) -> None:
         raise NotImplementedError
+
+    def apply_all(self, row, facts_list: Sequence[OutcomeFacts], key: tuple) -> None:
+        """Add these outcomes, in recording order, to the row of `key`."""
+        for facts in facts_list:
+            self.apply(row, facts, key)
 
     def refresh(self, row) -> None:
         raise NotImplementedError
@@ -271,16 +274,26 @@ class FeatureImportanceAggregate(Aggregate):
         return self.model.objects.exclude(strategy_type=MODEL_IMPORTANCE_STRATEGY)
 
     def keys(self, facts):
-        return [(name, facts.strategy_type) for name, _ in _numeric_features(facts.features)]
+        strategy_type = facts.strategy_type  # one row per numeric feature
+        return [
+            (name, strategy_type)
+            for name, value in facts.features.items()
+            if isinstance(value, (int, float)) and math.isfinite(value)
+        ]
 
     def apply(self, row, facts, key):
-        value = float(facts.features[key[0]])
-        row.sample_size += 1
-        row.successes += facts.success
-        row.sum_value += value
-        row.sum_sq_value += value * value
-        if facts.success:
-            row.sum_value_success += value
+        self.apply_all(row, (facts,), key)
+
+    def apply_all(self, row, facts_list, key):
+        # Every outcome adds to a row per feature, so a row takes its outcomes at once: the sums
+        # are still added one value at a time in recording order, as folding each would.
+        values = [float(facts.features[key[0]]) for facts in facts_list]
+        wins = [value for value, facts in zip(values, facts_list, strict=True) if facts.success]
+        row.sample_size += len(values)
+        row.successes += len(wins)
+        row.sum_value = reduce(add, values, row.sum_value)
+        row.sum_sq_value = reduce(add, [value * value for value in values], row.sum_sq_value)
+        row.sum_value_success = reduce(add, wins, row.sum_value_success)
 
     def refresh(self, row):
         row.correlation_with_success = stats.correlation(
@@ -326,15 +339,28 @@ AGGREGATES: tuple[Aggregate, ...] = (
 AGGREGATE_MODELS = tuple(aggregate.model for aggregate in AGGREGATES)
 
 
-def _fold(aggregate: Aggregate, rows: dict, facts_list: Iterable[OutcomeFacts], only: set | None = None) -> None:
+# Outcomes a rebuild folds at a time: each row's share of a chunk is added at once.
+_FOLD_CHUNK = 2000
+
+
+def _grouped(aggregate: Aggregate, facts_list: Iterable[OutcomeFacts], only: set | None = None) -> dict[tuple, list]:
+    """The outcomes that fall in each row (key) of `aggregate`, in recording order."""
+    groups: dict[tuple, list] = defaultdict(list)
     for facts in facts_list:
         for key in aggregate.keys(facts):
-            if only is not None and key not in only:
-                continue
-            row = rows.get(key)
-            if row is None:
-                row = rows[key] = aggregate.new_row(key)
-            aggregate.apply(row, facts, key)
+            if only is None or key in only:
+                groups[key].append(facts)
+    return groups
+
+
+def _fold_groups(aggregate: Aggregate, rows: dict, groups: dict[tuple, list]) -> None:
+    # Rows are independent of one another, so adding a row's outcomes together, in their
+    # order, is the same fold as adding the outcomes one by one to every row they fall in.
+    for key, facts_list in groups.items():
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = aggregate.new_row(key)
+        aggregate.apply_all(row, facts_list, key)
 
 
 def _locked_rows(aggregate: Aggregate, keys: Sequence[tuple]):
@@ -367,11 +393,11 @@ def aggregates_apply(*, facts_list: Sequence[OutcomeFacts], now: datetime | None
     """Add newly recorded outcomes to every aggregate. Call inside the records' transaction."""
     now = now or timezone.now()
     for aggregate in AGGREGATES:
-        keys = list(dict.fromkeys(key for facts in facts_list for key in aggregate.keys(facts)))
-        if not keys:
+        groups = _grouped(aggregate, facts_list)
+        if not groups:
             continue
-        rows = {aggregate.key_of(row): row for row in _locked_rows(aggregate, keys)}
-        _fold(aggregate, rows, facts_list)
+        rows = {aggregate.key_of(row): row for row in _locked_rows(aggregate, list(groups))}
+        _fold_groups(aggregate, rows, groups)
         _write(aggregate, rows.values(), now)
 
 
@@ -404,9 +430,9 @@ def aggregates_rebuild() -> dict[str, int]:
     states: dict[Aggregate, dict] = {aggregate: {} for aggregate in AGGREGATES}
     for aggregate in AGGREGATES:
         aggregate.derived_rows().delete()
-    for facts in _records_in_order():
+    for chunk in batched(_records_in_order(), _FOLD_CHUNK):
         for aggregate in AGGREGATES:
-            _fold(aggregate, states[aggregate], (facts,))
+            _fold_groups(aggregate, states[aggregate], _grouped(aggregate, chunk))
     counts = {}
     for aggregate, rows in states.items():
         _write(aggregate, rows.values(), now)
@@ -428,5 +454,6 @@ def aggregates_rebuild_keys(*, facts_list: Sequence[OutcomeFacts]) -> None:
         for key in keys:
             condition |= aggregate.records_touching(key)
         rows: dict = {}
-        _fold(aggregate, rows, _records_in_order(condition), only=keys)
+        for chunk in batched(_records_in_order(condition), _FOLD_CHUNK):
+            _fold_groups(aggregate, rows, _grouped(aggregate, chunk, only=keys))
         _write(aggregate, rows.values(), now)

@@ -34,9 +34,11 @@ _CHOICES = {
     "volatility_regime": VolatilityRegime,
     "exit_reason": ExitReason,
 }
+_ALLOWED = {name: frozenset(choices.values) for name, choices in _CHOICES.items()}  # Choices.values is rebuilt on every read
 _TEXT_LIMITS = {"trade_id": 64, "symbol": 32, "strategy_type": 64}
 _PRICE_INTEGER_DIGITS = 18  # DecimalField(max_digits=28, decimal_places=10)
 _MONEY_INTEGER_DIGITS = 14
+_PLACES = Decimal("1e-10")
 
 
 def _decimal(value, name: str, errors: dict, *, positive: bool = False, integer_digits: int) -> Decimal | None:
@@ -44,7 +46,7 @@ def _decimal(value, name: str, errors: dict, *, positive: bool = False, integer_
         errors[name] = "Must be a number."
         return None
     try:
-        number = Decimal(str(value))
+        number = value if type(value) is Decimal else Decimal(str(value))
     except (InvalidOperation, ValueError):
         errors[name] = "Must be a number."
         return None
@@ -55,7 +57,7 @@ def _decimal(value, name: str, errors: dict, *, positive: bool = False, integer_
     elif number.adjusted() >= integer_digits:
         errors[name] = f"Must be below 10^{integer_digits}."
     else:
-        return number.quantize(Decimal("1e-10"))
+        return number.quantize(_PLACES)
     return None
 
 
@@ -81,8 +83,9 @@ def _validated_record(outcome: TradeOutcome) -> TrainingRecord:
         elif len(value) > limit:
             errors[name] = f"Must be at most {limit} characters."
     for name, choices in _CHOICES.items():
-        if getattr(outcome, name) not in choices.values:
-            errors[name] = f"Unknown value {getattr(outcome, name)!r}; expected one of {', '.join(choices.values)}."
+        value = getattr(outcome, name)
+        if not (isinstance(value, str) and value in _ALLOWED[name]):
+            errors[name] = f"Unknown value {value!r}; expected one of {', '.join(choices.values)}."
 
     confidence = _probability(outcome.confidence_score, "confidence_score", errors)
     ml_score = None if outcome.ml_score is None else _probability(outcome.ml_score, "ml_score", errors)
@@ -122,7 +125,7 @@ def _validated_record(outcome: TradeOutcome) -> TrainingRecord:
     features = outcome.features
     if not isinstance(features, dict):
         errors["features"] = "Must be an object of feature name to number."
-    else:
+    elif not _plain_features(features):
         for name, value in features.items():
             if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, (int, float)):
                 errors[f"features.{name}"] = "Must be a number."
@@ -158,6 +161,15 @@ def _validated_record(outcome: TradeOutcome) -> TrainingRecord:
         model_versions=dict(outcome.model_versions),
         entry_time=outcome.entry_time,
         exit_time=outcome.exit_time,
+    )
+
+
+def _plain_features(features: dict) -> bool:
+    """Whether every name is a string and every value a finite float: the usual case, checked in bulk."""
+    return (
+        set(map(type, features)) <= {str}
+        and set(map(type, features.values())) <= {float}
+        and all(map(math.isfinite, features.values()))
     )
 
 

@@ -115,7 +115,7 @@ def test_a_failure_inside_the_transaction_leaves_no_half_write(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(aggregates.FeatureImportanceAggregate, "apply", broken)
+    monkeypatch.setattr(aggregates.FeatureImportanceAggregate, "apply_all", broken)
     with pytest.raises(RuntimeError):
         store_trade_outcome(outcome=TradeOutcomeFactory())
     assert table_counts() == (0, 0, 0, 0, 0, 0)
