@@ -85,10 +85,18 @@ def test_a_fresh_engine_without_a_prepared_frame_reads_the_same_levels_from_the_
     account = account_create(name="live", system_type="profit_scraping", starting_balance=Decimal("10000"))
     prepared = ProfitScrapingEngine(account=account)
     prepared.prepare(symbol="BTCUSDT", timeframe="1h", frame=btc_frame)
-    bar = BarSource(symbol="BTCUSDT", timeframe="1h", frame=btc_frame).bar(btc_frame.index.get_loc(at))
+    source = BarSource(symbol="BTCUSDT", timeframe="1h", frame=btc_frame)
+    bar = source.bar(btc_frame.index.get_loc(at))
     from_frame, from_database = prepared.levels_at(bar), ProfitScrapingEngine(account=account).levels_at(bar)
     assert from_frame.computed_at == from_database.computed_at == pd.Timestamp(datetime(2022, 6, 10, tzinfo=UTC))
     assert from_frame.rows() == from_database.rows() and len(from_frame) > 0
+    # Live, each tick's fresh engine proposes what the prepared one does (a long at 23:00 on the 9th).
+    proposals = []
+    for row in range(btc_frame.index.get_loc(at - timedelta(hours=16)), btc_frame.index.get_loc(at) + 1):
+        bar = source.bar(row)
+        proposals.append(ProfitScrapingEngine(account=account).propose(bar))
+        assert proposals[-1] == prepared.propose(bar)
+    assert any(proposals)
 
 
 def test_proposals_from_prepared_candles_equal_the_one_candle_path_at_every_candle(btc_frame, eth_frame):
