@@ -64,6 +64,7 @@ def test_bulk_insert_stores_what_bulk_create_stores_and_sets_primary_keys():
 
     assert all(obj.pk is not None and not obj._state.adding for obj in decisions + trades)
     assert [t.decision_id for t in trades] == [d.pk for d in decisions]
+    assert all(t.decision is d for t, d in zip(trades, decisions, strict=True))  # still the same objects, not read again
     assert rows(SignalDecision.objects.filter(account=ours)) == rows(SignalDecision.objects.filter(account=theirs))
     assert rows(PaperTrade.objects.filter(account=ours)) == rows(PaperTrade.objects.filter(account=theirs))
     assert PaperTrade.objects.get(pk=trades[3].pk).entry_price == Decimal("36787.4200000001")

@@ -119,7 +119,7 @@ def _take_related_keys(objs: Sequence[models.Model], relations: list[models.Fiel
             if getattr(obj, field.attname) is None and (related := field.get_cached_value(obj, None)) is not None:
                 if related.pk is None:  # still unsaved: Django's check refuses it, with its own message
                     obj._prepare_related_fields_for_save(operation_name="bulk_insert")
-                setattr(obj, field.attname, getattr(related, field.target_field.attname))
+                setattr(obj, field.name, related)  # as Django's check does: the key, and the object stays cached
 
 
 def _insert_values(cursor, target: str, pk: str, columns: list[list], count: int) -> list[int]:
