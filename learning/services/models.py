@@ -138,8 +138,12 @@ def _batch_model_keep(version: ModelVersion, model: BatchModel) -> BatchModel:
 
 def batch_model(version: ModelVersion) -> BatchModel:
     """The batch model of `version`: the one this process trained or loaded, else loaded (and verified) now."""
-    cached = _batch_models.get((version.pk, version.sha256))
-    return cached if cached is not None else _batch_model_keep(version, _load_model(version))
+    key = (version.pk, version.sha256)
+    if key in _batch_models:
+        # Most recently used last: an active champion read at every retrain outlives the challengers it beats.
+        _batch_models.move_to_end(key)
+        return _batch_models[key]
+    return _batch_model_keep(version, _load_model(version))
 
 
 def _new_version(*, kind: str, model_state: dict | None = None, artifact: Artifact | None = None, **fields) -> ModelVersion:
@@ -637,7 +641,7 @@ def _batch_version_store(
 
 def _champion_metrics(X: np.ndarray, y: np.ndarray, validation_rows: np.ndarray) -> tuple[dict | None, str | None]:
     """The active batch model's scores on the challenger's validation window, or why there are none."""
-    champion = ModelVersion.objects.filter(kind=ModelKind.BATCH, active=True).first()
+    champion = ModelVersion.objects.defer("artifact").filter(kind=ModelKind.BATCH, active=True).first()
     if champion is None:
         return None, None
     try:
