@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, SHARED_CANDLES, postgres_url, setup_django, sqlite_url  # noqa: E402
+from benchmarks.common import ROOT, SHARED_CANDLES, cpu_seconds, postgres_url, quiet_services, setup_django, sqlite_url  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")
 
@@ -17,6 +17,7 @@ def run_one(database: str, engines: str, start: str, end: str, learning: bool = 
     """One replay in this process (a fresh database), printing throughput and peak RSS."""
     name = "bench_replay" if learning else "bench_replay_baseline"
     setup_django(postgres_url(f"tradelearn_{name}") if database == "postgresql" else sqlite_url(name))
+    quiet_services()
     from decimal import Decimal
 
     from scraping.engine import ProfitScrapingEngine
@@ -37,7 +38,9 @@ def run_one(database: str, engines: str, start: str, end: str, learning: bool = 
         )
         for kind in engines.split(",")
     ]
+    before = cpu_seconds()
     summary = replay(engines=engine_list, frames=frames, timeframe="1h", start=first, end=last, learning=learning, progress=False)
+    replay_cpu, worker_cpu = (now - then for now, then in zip(cpu_seconds(), before))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     trades = sum(account.trades + account.shadow_trades for account in summary.accounts)
     print(
@@ -45,7 +48,8 @@ def run_one(database: str, engines: str, start: str, end: str, learning: bool = 
         f"{summary.candles:,} candles in {summary.seconds:.1f} s = {summary.candles / summary.seconds:,.0f} candles/s; "
         f"peak RSS {peak_mb:,.0f} MB; {trades:,} trades (real + shadow), {summary.model_updates} online updates, "
         f"{summary.retrains} batch retrains; of the time: online learning {summary.seconds_learning:.1f} s, "
-        f"batch retrains {summary.seconds_retraining:.1f} s, database writes {summary.seconds_writing:.1f} s ({summary.writes})",
+        f"batch retrains {summary.seconds_retraining:.1f} s, database writes {summary.seconds_writing:.1f} s ({summary.writes}); "
+        f"CPU: replay {replay_cpu:.1f} s, training workers {worker_cpu:.1f} s",
         flush=True,
     )
 

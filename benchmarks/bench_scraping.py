@@ -1,5 +1,4 @@
 """Profit scraping on SQLite: level computation throughput, and replay throughput with learning on."""
-import logging
 import sys
 import time
 from datetime import UTC, datetime
@@ -7,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, SHARED_CANDLES, setup_django, sqlite_url, timed  # noqa: E402
+from benchmarks.common import ROOT, SHARED_CANDLES, cpu_seconds, quiet_services, setup_django, sqlite_url, timed  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 START, END = datetime(2022, 1, 1, tzinfo=UTC), datetime(2022, 12, 31, 23, tzinfo=UTC)
@@ -15,9 +14,7 @@ START, END = datetime(2022, 1, 1, tzinfo=UTC), datetime(2022, 12, 31, 23, tzinfo
 
 def main() -> None:
     setup_django(sqlite_url("bench_scraping"))
-    # Per-trade and per-retrain log lines would slow the run and drown the figures.
-    for name in ("trading.services", "learning.services"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_services()
     import pandas as pd
 
     from scraping.engine import ProfitScrapingEngine
@@ -43,9 +40,10 @@ def main() -> None:
 
     account = account_create(name="bench-scraping", system_type="profit_scraping", starting_balance=Decimal("10000"))
     engine = ProfitScrapingEngine(account=account, use_learning=True)
-    started = time.perf_counter()
+    started, before = time.perf_counter(), cpu_seconds()
     summary = replay(engines=[engine], frames=frames, timeframe="1h", start=START, end=END, learning=True, progress=False)
     seconds = time.perf_counter() - started
+    replay_cpu, worker_cpu = (now - then for now, then in zip(cpu_seconds(), before))
     (figures,) = summary.accounts
     print(
         f"profit scraping replay, learning on (SQLite, {', '.join(SYMBOLS)} 1h, {START:%Y-%m-%d}..{END:%Y-%m-%d}): "
@@ -55,7 +53,7 @@ def main() -> None:
         f"  trades {figures.trades}, shadow {figures.shadow_trades}, win rate {figures.win_rate:.1%}, "
         f"net P&L {float(figures.net_pnl):+.2f}, model updates {summary.model_updates}, batch retrains {summary.retrains}; "
         f"of the time: online learning {summary.seconds_learning:.1f} s, batch retrains {summary.seconds_retraining:.1f} s, "
-        f"database writes {summary.seconds_writing:.1f} s ({summary.writes})"
+        f"database writes {summary.seconds_writing:.1f} s ({summary.writes}); CPU: replay {replay_cpu:.1f} s, training workers {worker_cpu:.1f} s"
     )
 
 

@@ -1,5 +1,7 @@
 """Benchmark plumbing: a scratch database per run, Django set up against it, timing helpers."""
+import logging
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -35,6 +37,19 @@ def setup_django(database_url: str) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+
+
+def quiet_services() -> None:
+    """As `manage.py replay` does by default: no line per fill, exit and retrain."""
+    for name in ("trading.services", "learning.services"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time (user + system) so far of this process and of its finished children (the training workers)."""
+    return tuple(
+        usage.ru_utime + usage.ru_stime for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
 
 
 def percentiles_ms(durations: list[float]) -> tuple[float, float]:
