@@ -130,23 +130,8 @@ def replay(
     retrain_lag = settings.REPLAY_RETRAIN_LAG
     step = timedelta(milliseconds=timeframe_ms(timeframe))
     started = time.perf_counter()
-
-    sources = {symbol: BarSource(symbol=symbol, timeframe=timeframe, frame=frame) for symbol, frame in frames.items()}
-    for symbol, frame in frames.items():
-        for engine in engines:
-            engine.prepare(symbol=symbol, timeframe=timeframe, frame=frame)
-    rows = {
-        symbol: {moment: row for row, moment in enumerate(source.moments) if start <= moment <= end}
-        for symbol, source in sources.items()
-    }
-    timeline = sorted(set().union(*(set(by_time) for by_time in rows.values())))
-
+    # First, so that the workers' imports overlap the features and levels computed below.
     session = LearningSession(learning=learning, background=learning and background)
-    books = [MemoryBooks(engine.account, session) for engine in engines]
-    for engine, engine_books in zip(engines, books):
-        engine.keep_books(engine_books)
-    writer = ReplayWriter(books, session)
-
     summary = ReplaySummary()
     since_update = since_retrain = outcomes_seen = 0
     adopt_at = 0  # outcomes seen when the retrain in flight is adopted
@@ -156,6 +141,20 @@ def replay(
             summary.retrains += session.retrain_finish().version is not None
 
     try:
+        sources = {symbol: BarSource(symbol=symbol, timeframe=timeframe, frame=frame) for symbol, frame in frames.items()}
+        for symbol, frame in frames.items():
+            for engine in engines:
+                engine.prepare(symbol=symbol, timeframe=timeframe, frame=frame)
+        rows = {
+            symbol: {moment: row for row, moment in enumerate(source.moments) if start <= moment <= end}
+            for symbol, source in sources.items()
+        }
+        timeline = sorted(set().union(*(set(by_time) for by_time in rows.values())))
+        books = [MemoryBooks(engine.account, session) for engine in engines]
+        for engine, engine_books in zip(engines, books):
+            engine.keep_books(engine_books)
+        writer = ReplayWriter(books, session)
+
         for moment in tqdm(timeline, desc="replay", unit="candle", disable=not progress, mininterval=1.0):
             for symbol, source in sources.items():
                 row = rows[symbol].get(moment)
