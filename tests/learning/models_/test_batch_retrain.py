@@ -55,7 +55,6 @@ def test_a_challenger_that_does_not_beat_the_champion_on_the_same_window_stays_i
     assert ModelVersion.objects.get(active=True, kind="batch").version == "batch-0001"
 
 
-
 def test_a_champion_that_keeps_beating_challengers_is_not_read_back_from_its_artifact(monkeypatch):
     from learning.services import models
 
@@ -66,6 +65,7 @@ def test_a_champion_that_keeps_beating_challengers_is_not_read_back_from_its_art
     for _ in range(models._BATCH_MODELS_KEPT + 2):  # more challengers than the cache holds
         assert not batch_retrain().activated
     assert loads == []
+
 
 def test_a_better_challenger_replaces_a_champion_trained_on_noise():
     store_noise(90, seed=1)
