@@ -83,6 +83,15 @@ class RetrainResult:
     champion_metrics: dict | None
     reason: str
 
+    @classmethod
+    def untrained(cls, reason: str) -> "RetrainResult":
+        """No version trained, for `reason`."""
+        return cls(version=None, activated=False, metrics={}, champion_metrics=None, reason=reason)
+
+    def lease_summary(self) -> dict:
+        """What the retrain lease records of this retrain when it is released."""
+        return {"version": self.version, "activated": self.activated, "reason": self.reason}
+
 
 @dataclass(frozen=True, kw_only=True)
 class ExampleInput:
@@ -665,16 +674,13 @@ def batch_retrain(*, as_of: datetime | None = None) -> RetrainResult:
     _require_aware(as_of, "as_of")
     token = _lease_acquire(RETRAIN_LEASE)
     if token is None:
-        return RetrainResult(version=None, activated=False, metrics={}, champion_metrics=None, reason=RETRAIN_ALREADY_RUNNING)
+        return RetrainResult.untrained(RETRAIN_ALREADY_RUNNING)
     outcome = None
     try:
         outcome = _batch_retrain(as_of=as_of)
         return outcome
     finally:
-        summary = {"reason": "failed"} if outcome is None else {
-            "version": outcome.version, "activated": outcome.activated, "reason": outcome.reason,
-        }  # fmt: skip
-        _lease_release(RETRAIN_LEASE, token, summary)
+        _lease_release(RETRAIN_LEASE, token, {"reason": "failed"} if outcome is None else outcome.lease_summary())
 
 
 def _batch_retrain(*, as_of: datetime | None) -> RetrainResult:
@@ -703,7 +709,7 @@ def batch_training_problem(y: np.ndarray, *, skipped: int) -> str | None:
 
 def batch_no_version(reason: str) -> RetrainResult:
     logger.info("Batch retrain trained no version: %s", reason)
-    return RetrainResult(version=None, activated=False, metrics={}, champion_metrics=None, reason=reason)
+    return RetrainResult.untrained(reason)
 
 
 def batch_version_adopt(

@@ -256,7 +256,7 @@ class LearningSession:
         self.retrain_finish()
         token = _lease_acquire(RETRAIN_LEASE)
         if token is None:
-            self._retrain = _Retrain(result=RetrainResult(version=None, activated=False, metrics={}, champion_metrics=None, reason=RETRAIN_ALREADY_RUNNING))
+            self._retrain = _Retrain(result=RetrainResult.untrained(RETRAIN_ALREADY_RUNNING))
             return
         X, y, ids, exit_times = self._history.before(as_of)
         retrain = _Retrain(token=token, X=X, y=y, ids=ids, exit_times=exit_times)
@@ -287,8 +287,7 @@ class LearningSession:
                     )
         finally:
             if retrain.token is not None:
-                summary = {"reason": "failed"} if result is None else {"version": result.version, "activated": result.activated, "reason": result.reason}
-                _lease_release(RETRAIN_LEASE, retrain.token, summary)
+                _lease_release(RETRAIN_LEASE, retrain.token, {"reason": "failed"} if result is None else result.lease_summary())
         if result.activated:
             version = ModelVersion.objects.get(kind=ModelKind.BATCH, active=True)
             self._batch, self._batch_version = batch_model(version), version
