@@ -180,7 +180,10 @@ LEARNING_RETENTION_DAYS = env_int("LEARNING_RETENTION_DAYS", 730, minimum=1)
 # Models: the online ensemble learns in mini-batches and keeps a checkpoint version every N samples.
 LEARNING_ONLINE_BATCH_SIZE = env_int("LEARNING_ONLINE_BATCH_SIZE", 256, minimum=1)
 LEARNING_CHECKPOINT_EVERY = env_int("LEARNING_CHECKPOINT_EVERY", 500, minimum=1)
-LEARNING_BATCH_MODEL_KIND = env_str("LEARNING_BATCH_MODEL_KIND", "hgb")
+# The batch model: "logistic" (standardized logistic regression) or "hgb" (gradient-boosted trees).
+# Over 2020–2023 both scored the same within noise, and logistic replays about twice as fast
+# (README, "Does learning help?").
+LEARNING_BATCH_MODEL_KIND = env_str("LEARNING_BATCH_MODEL_KIND", "logistic")
 # The seed's blend of the batch model and the online ensemble; "adaptive" also weights each model
 # by its recent log-loss on outcomes it had not been trained on.
 LEARNING_HYBRID_BATCH_WEIGHT = env_float("LEARNING_HYBRID_BATCH_WEIGHT", 0.7, minimum=0.0)
@@ -216,13 +219,15 @@ TRADING_STARTING_BALANCE = env_str("TRADING_STARTING_BALANCE", "10000")
 REPLAY_ONLINE_UPDATE_EVERY = env_int("REPLAY_ONLINE_UPDATE_EVERY", 10, minimum=1)
 REPLAY_RETRAIN_EVERY = env_int("REPLAY_RETRAIN_EVERY", 200, minimum=1)
 # The batch model also waits until the outcomes since its last retrain reach this fraction of those it
-# was trained on. 0: every REPLAY_RETRAIN_EVERY outcomes. 1.0: each time the history doubles, which
-# replays about twice as fast with measurably weaker learning (README, "Replays keep their books in memory").
+# was trained on. 0: every REPLAY_RETRAIN_EVERY outcomes. 1.0: each time the history doubles, measurably
+# weaker learning, which with the gradient-boosted trees replayed about twice as fast (README, "Replays
+# keep their books in memory").
 REPLAY_RETRAIN_GROWTH = env_float("REPLAY_RETRAIN_GROWTH", 0.0, minimum=0.0)
 # A replay retrains in a worker process beside it and adopts the new batch model this many outcomes
 # after it started (waiting there if the worker is behind), so results never depend on machine speed.
-# Closer to REPLAY_RETRAIN_EVERY replays faster (the worker waits less) with staler models: 190 was
-# about 25 % faster and measurably weaker (README, "Replays keep their books in memory").
+# Closer to REPLAY_RETRAIN_EVERY replays faster (the worker waits less) with staler models: with the
+# gradient-boosted trees 190 was about 25 % faster and measurably weaker (README, "Replays keep
+# their books in memory"); the logistic default retrains too quickly for it to matter.
 REPLAY_RETRAIN_LAG = env_int("REPLAY_RETRAIN_LAG", 100, minimum=0)
 # A replay keeps its books in memory and writes them in one transaction every this many outcomes.
 REPLAY_WRITE_EVERY = env_int("REPLAY_WRITE_EVERY", 1000, minimum=1)

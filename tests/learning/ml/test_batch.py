@@ -5,7 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from learning.ml.batch import evaluate, train_batch_model
+from learning.ml.batch import (
+    PERMUTATION_REPEATS,
+    _permuted_block,
+    _permuted_linear_scores,
+    _permuted_tree_scores,
+    evaluate,
+    train_batch_model,
+)
 from learning.ml.schema import FEATURE_SCHEMA
 from tests.learning.ml.synthetic import synthetic_trades
 
@@ -18,7 +25,7 @@ def trades():
 @pytest.fixture(scope="module")
 def hgb_result(trades):
     X, y, times = trades
-    return train_batch_model(X, y, times)
+    return train_batch_model(X, y, times, kind="hgb")
 
 
 def test_newer_trades_validate_and_older_ones_train_even_when_given_out_of_order(trades):
@@ -87,7 +94,7 @@ def test_evaluate_scores_a_champion_on_the_challengers_window(trades, hgb_result
 
 def test_training_is_deterministic(trades, hgb_result):
     X, y, times = trades
-    again = train_batch_model(X, y, times)
+    again = train_batch_model(X, y, times, kind="hgb")
     np.testing.assert_array_equal(again.model.predict_proba(X[:200]), hgb_result.model.predict_proba(X[:200]))
     assert again.metrics == hgb_result.metrics and again.feature_importance == hgb_result.feature_importance
 
@@ -102,13 +109,20 @@ def test_too_few_trades_or_a_single_class_is_refused(trades):
         train_batch_model(X, y, times, kind="forest")
 
 
-def test_permuted_copies_scored_only_by_the_trees_that_split_on_them_score_as_the_whole_model(trades, hgb_result):
-    from learning.ml.batch import PERMUTATION_REPEATS, _permuted_scores, _permuted_tree_scores
+def _permuted_scores(model, X, permutations):
+    """What the shortcuts must equal: every permuted copy of X scored by the whole model."""
+    return [[model.raw_scores(_permuted_block(X, column, [values])) for values in permuted] for column, permuted in enumerate(permutations)]
 
+
+def _permutations(validation):
+    rng = np.random.default_rng(5)
+    return [[rng.permutation(validation[:, column]) for _ in range(PERMUTATION_REPEATS)] for column in range(validation.shape[1])]
+
+
+def test_permuted_copies_scored_only_by_the_trees_that_split_on_them_score_as_the_whole_model(trades, hgb_result):
     X, y, _ = trades
     validation = X[hgb_result.validation_rows]
-    rng = np.random.default_rng(5)
-    permutations = [[rng.permutation(validation[:, column]) for _ in range(PERMUTATION_REPEATS)] for column in range(X.shape[1])]
+    permutations = _permutations(validation)
     shortcut = _permuted_tree_scores(hgb_result.model.estimator, validation, permutations)
     whole = _permuted_scores(hgb_result.model, validation, permutations)
     unused = [column for column in range(X.shape[1]) if all(np.array_equal(scores, hgb_result.model.raw_scores(validation)) for scores in whole[column])]
@@ -116,3 +130,16 @@ def test_permuted_copies_scored_only_by_the_trees_that_split_on_them_score_as_th
     for column in range(X.shape[1]):
         for fast, full in zip(shortcut[column], whole[column]):
             np.testing.assert_allclose(fast, full, rtol=0, atol=1e-12)
+
+
+def test_permuted_copies_of_a_linear_model_score_by_one_weight_as_the_whole_model(trades):
+    X, y, times = trades
+    result = train_batch_model(X, y, times, kind="logistic")
+    validation = X[result.validation_rows]
+    permutations = _permutations(validation)
+    shortcut = _permuted_linear_scores(result.model.estimator, validation, permutations)
+    whole = _permuted_scores(result.model, validation, permutations)
+    assert all(not np.array_equal(scores, result.model.raw_scores(validation)) for scores in whole[0])
+    for column in range(X.shape[1]):
+        for fast, full in zip(shortcut[column], whole[column]):
+            np.testing.assert_allclose(fast, full, rtol=0, atol=1e-9)
