@@ -311,6 +311,13 @@ class MLPLearner(OnlineLearner):
             random_state=self.random_state,
         )
 
+    def _update_model(self, scaled: np.ndarray, outcomes: np.ndarray) -> None:
+        super()._update_model(scaled, outcomes)
+        # sklearn appends every update's loss to loss_curve_ and reads back only the last one (to
+        # count updates without improvement). Keeping just that one leaves learning unchanged and
+        # keeps the learner's size bounded: otherwise every checkpoint grows with every update.
+        del self.model.loss_curve_[:-1]
+
     def _positive_proba(self, scaled: np.ndarray) -> np.ndarray:
         # predict_proba's forward pass (ReLU, then a logistic output), without its per-call validation.
         hidden = np.maximum(scaled @ self.model.coefs_[0] + self.model.intercepts_[0], 0.0)

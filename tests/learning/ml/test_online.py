@@ -1,6 +1,7 @@
 """Online learners: they learn, score before learning, stay deterministic, and have exact fast paths."""
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -103,6 +104,22 @@ def test_passive_aggressive_calibration_learns_from_margins_of_the_model_before_
     learner.partial_fit(X[300:332], y[300:332])
     np.testing.assert_array_equal(seen[0], margins_before)
     assert not np.allclose(learner._margins(X[300:332]), margins_before)
+
+
+def test_the_network_keeps_one_loss_not_one_per_update_and_learns_as_if_it_kept_them_all(trades):
+    from learning.ml.online import MLPLearner
+
+    class KeepingEveryLoss(MLPLearner):
+        def _update_model(self, scaled, outcomes):
+            OnlineLearner._update_model(self, scaled, outcomes)
+
+    X, y, _ = trades
+    kept, trimmed = train(KeepingEveryLoss(), X[:2000], y[:2000], batch_size=10), train(MLPLearner(), X[:2000], y[:2000], batch_size=10)
+    assert len(kept.model.loss_curve_) == 200 and trimmed.model.loss_curve_ == kept.model.loss_curve_[-1:]
+    np.testing.assert_array_equal(trimmed.predict_proba(X[2000:]), kept.predict_proba(X[2000:]))
+    size = len(pickle.dumps(trimmed))
+    assert len(pickle.dumps(kept.model)) > len(pickle.dumps(trimmed.model)) + 2000  # a float and more per update
+    assert len(pickle.dumps(train(trimmed, X[:2000], y[:2000], batch_size=10))) < size + 50  # 200 updates later
 
 
 def test_invalid_batches_are_refused(trades):
