@@ -10,8 +10,16 @@ Jobs are plain functions of numpy arrays and models, sent pickled over the proce
 (both ends are this code: nothing else is ever unpickled). The worker is started with
 `python -m`, not multiprocessing: it inherits no database connection, no threads and no
 OpenMP state, and does not re-run the caller's main script.
+
+Importing scikit-learn costs a worker about two seconds of CPU, more than half of a replay's online
+learning. `Worker.pair()` pays it once for two workers: one process imports what online
+learning needs, forks the online worker (before any thread or OpenMP pool exists), then
+imports the rest and serves batch jobs itself.
 """
+import contextlib
+import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -19,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 _HEADER = struct.Struct("!Q")
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _PROJECT = Path(__file__).resolve().parents[2]
 
 
@@ -44,7 +53,7 @@ class Job:
     def result(self):
         if not self._done:
             try:
-                self._error, self._value = _receive(self._worker.process.stdout)
+                self._error, self._value = self._worker.receive()
             except EOFError:
                 raise RuntimeError("the training worker stopped before finishing its job") from None
             self._done = True
@@ -55,36 +64,82 @@ class Job:
 
 
 class Worker:
-    """One worker process, started on first use; one job at a time."""
+    """One worker process, started on first use (or by `pair`); one job at a time."""
 
     def __init__(self):
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen | None = None  # the process, when this worker started it
         self.busy: Job | None = None
+        self._requests = self._replies = None
+        self._forked_pid: int | None = None  # a forked worker's, once read from its replies
+        self._forked = False
+        self._sibling: Worker | None = None  # the worker forked from this one's process
+
+    @classmethod
+    def pair(cls) -> tuple["Worker", "Worker"]:
+        """Two workers started now that import scikit-learn once: (online, batch), see the module's docstring."""
+        online, batch = cls(), cls()
+        requests_read, requests_write = os.pipe()
+        replies_read, replies_write = os.pipe()
+        batch._start(requests_read, replies_write)
+        os.close(requests_read)
+        os.close(replies_write)
+        online._requests, online._replies = os.fdopen(requests_write, "wb"), os.fdopen(replies_read, "rb")
+        online._forked, batch._sibling = True, online
+        return online, batch
 
     def start(self) -> None:
         """Start the process now (its imports take a second), while the caller has other work to do."""
-        if self.process is None:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "learning.ml.background"], cwd=_PROJECT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
+        if self._requests is None:
+            self._start()
+
+    def _start(self, *sibling_fds: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "learning.ml.background", *map(str, sibling_fds)],
+            cwd=_PROJECT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            pass_fds=sibling_fds,
+            # One thread per worker: it has a core at best beside the replay. Set before numpy loads
+            # its BLAS, so no thread exists when the online worker of a pair is forked.
+            env={**os.environ, **{name: "1" for name in _THREAD_VARIABLES}},
+        )
+        self._requests, self._replies = self.process.stdin, self.process.stdout
 
     def submit(self, job: Callable, /, *args, **kwargs) -> Job:
         if self.busy is not None:
             self.busy.result()  # one at a time: the previous job's result is kept by its Job
         self.start()
-        _send(self.process.stdin, (job, args, kwargs))
+        _send(self._requests, (job, args, kwargs))
         self.busy = Job(self)
         return self.busy
 
+    def receive(self):
+        if self._forked and self._forked_pid is None:
+            self._forked_pid = _receive(self._replies)  # a forked worker first says who it is
+        return _receive(self._replies)
+
     def close(self) -> None:
-        """End the worker: at once if a job's result was never taken (nobody wants it), else at end of input."""
-        if self.process is not None:
-            if self.busy is not None:
+        """End the worker: at once if a job's result was never taken (nobody wants it), else at end of input.
+
+        A pair's batch worker ends its online worker first: its process waits for the one it forked.
+        """
+        if self._sibling is not None:
+            self._sibling.close()
+        if self._requests is None:
+            return
+        if self.busy is not None:
+            if self.process is not None:
                 self.process.kill()
-            self.process.stdin.close()
+            else:
+                if self._forked_pid is None:
+                    self._forked_pid = _receive(self._replies)
+                with contextlib.suppress(ProcessLookupError):  # it may have ended already
+                    os.kill(self._forked_pid, signal.SIGKILL)
+        self._requests.close()
+        if self.process is not None:
             self.process.wait()
-            self.process.stdout.close()
-            self.process, self.busy = None, None
+        self._replies.close()
+        self.process, self.busy, self._requests, self._replies = None, None, None, None
 
 
 def _serve(requests, replies) -> None:
@@ -101,10 +156,36 @@ def _serve(requests, replies) -> None:
                 reply = (None, job(*args, **kwargs))
             except Exception as error:  # handed to the caller, raised where it takes the result
                 reply = (error, None)
-            _send(replies, reply)
+            try:
+                _send(replies, reply)
+            except BrokenPipeError:  # the caller closed without taking it
+                return
+
+
+def _fork_online_worker(requests_fd: int, replies_fd: int) -> int:
+    """Fork the online worker of a pair (see Worker.pair), serving the pipes it was given; returns its pid."""
+    child = os.fork()
+    if child == 0:
+        # Keep none of the batch worker's pipes, or its caller would not see it end.
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(2, 1)
+        replies = os.fdopen(replies_fd, "wb")
+        _send(replies, os.getpid())
+        _serve(os.fdopen(requests_fd, "rb"), replies)
+        os._exit(0)
+    os.close(requests_fd)
+    os.close(replies_fd)
+    return child
 
 
 if __name__ == "__main__":
+    import learning.ml.online  # noqa: F401  (what an online job needs)
+
+    online_worker = _fork_online_worker(*map(int, sys.argv[1:])) if len(sys.argv) == 3 else None
     import learning.ml.batch  # noqa: F401  (the imports a batch job needs, paid before the first one)
 
     _serve(sys.stdin.buffer, sys.stdout.buffer)
+    if online_worker is not None:
+        # Closed before this one (Worker.close), it is ending; reaped here, its CPU time counts
+        # among its caller's children's, as for any worker.
+        os.waitpid(online_worker, 0)

@@ -95,9 +95,7 @@ class LearningSession:
             self._load_models()  # the ensemble goes on from the active version
             self._history = _History()
             if background:
-                self._online_worker, self._batch_worker = Worker(), Worker()
-                self._online_worker.start()
-                self._batch_worker.start()
+                self._online_worker, self._batch_worker = Worker.pair()
 
     # -- reading ---------------------------------------------------------------------------
     def _load_evidence(self) -> None:
