@@ -255,23 +255,8 @@ class _ChunkResult:
     version: ModelVersion | None
 
 
-_FEATURE_COUNT = len(FEATURE_SCHEMA.names)
-
-
 def _schema_vector(features) -> np.ndarray | None:
-    """A stored record's features in schema order, or None when they do not fit the schema.
-
-    Stored JSON holds plain floats and ints in the common case; those rows skip the schema's
-    per-value type checks (a third of an update's time), the rest get its full validation.
-    """
-    if type(features) is dict and len(features) == _FEATURE_COUNT:
-        try:
-            values = [features[name] for name in FEATURE_SCHEMA.names]
-        except KeyError:
-            return None
-        if all(type(value) is float or type(value) is int for value in values):
-            vector = np.array(values, dtype=np.float64)
-            return vector if np.isfinite(vector).all() else None
+    """A stored record's features in schema order, or None when they do not fit the schema."""
     try:
         return FEATURE_SCHEMA.vector(features)
     except FeatureSchemaError:

@@ -6,6 +6,7 @@ shrunk toward its calibrated confidence (a Beta prior worth LEARNING_PRIOR_STREN
 and the other system's trades in the same conditions (whatever its strategy) count as extra
 evidence with weight LEARNING_TRANSFER_WEIGHT, fading as this system's own history grows.
 """
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,17 +25,18 @@ from learning.types import SignalContext, SignalRecommendation
 _DEFAULT_MOVE_PCT = 0.01
 
 
+# Read once: a TextChoices' `values` builds a new list at each access.
+_CHOICES = {name: tuple(choices.values) for name, choices in (("system_type", SystemType), ("market_regime", MarketRegime), ("volatility_regime", VolatilityRegime))}
+_MIDPOINTS = tuple(label_midpoint(label) for label in ALL_BUCKETS)
+
+
 def _validate(context: SignalContext) -> None:
     errors = {}
     if not isinstance(context.strategy_type, str) or not context.strategy_type:
         errors["strategy_type"] = "Must be a non-empty string."
-    for name, choices in (
-        ("system_type", SystemType),
-        ("market_regime", MarketRegime),
-        ("volatility_regime", VolatilityRegime),
-    ):
-        if getattr(context, name) not in choices.values:
-            errors[name] = f"Unknown value {getattr(context, name)!r}; expected one of {', '.join(choices.values)}."
+    for name, choices in _CHOICES.items():
+        if getattr(context, name) not in choices:
+            errors[name] = f"Unknown value {getattr(context, name)!r}; expected one of {', '.join(choices)}."
     for name in ("confidence_score", "ml_score"):
         value = getattr(context, name)
         if value is None and name == "ml_score":
@@ -71,13 +73,8 @@ def calibrate_confidence(raw_confidence: float, buckets: dict[str, tuple[int, in
     made non-decreasing across buckets by pool-adjacent-violators, then interpolated linearly
     between bucket midpoints (with slope 1 beyond the outer midpoints).
     """
-    midpoints = [label_midpoint(label) for label in ALL_BUCKETS]
-    shrunk, weights = [], []
-    for label, midpoint in zip(ALL_BUCKETS, midpoints):
-        trials, successes = buckets.get(label, (0, 0))
-        shrunk.append(stats.shrink(successes, trials, prior_mean=midpoint, prior_strength=prior_strength) if trials or prior_strength else midpoint)
-        weights.append(trials + prior_strength or 1e-9)
-    curve = _pool_adjacent_violators(shrunk, weights)
+    midpoints = _MIDPOINTS
+    curve = _calibration_curve(tuple(buckets.get(label, (0, 0)) for label in ALL_BUCKETS), prior_strength)
     if raw_confidence <= midpoints[0]:
         value = curve[0] + (raw_confidence - midpoints[0])
     elif raw_confidence >= midpoints[-1]:
@@ -88,6 +85,20 @@ def calibrate_confidence(raw_confidence: float, buckets: dict[str, tuple[int, in
         fraction = (raw_confidence - left) / (right - left)
         value = curve[index - 1] + fraction * (curve[index] - curve[index - 1])
     return min(1.0, max(0.0, value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _calibration_curve(buckets: tuple[tuple[int, int], ...], prior_strength: float) -> tuple[float, ...]:
+    """The calibrated success rate at each bucket's midpoint, from (trades, successes) per bucket.
+
+    Kept for the evidence it was computed from: every signal asks for it, and the evidence changes
+    only when a trade of that signal type closes.
+    """
+    shrunk, weights = [], []
+    for (trials, successes), midpoint in zip(buckets, _MIDPOINTS):
+        shrunk.append(stats.shrink(successes, trials, prior_mean=midpoint, prior_strength=prior_strength) if trials or prior_strength else midpoint)
+        weights.append(trials + prior_strength or 1e-9)
+    return tuple(_pool_adjacent_violators(shrunk, weights))
 
 
 @dataclass(frozen=True)

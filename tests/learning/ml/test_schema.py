@@ -76,3 +76,26 @@ def test_schema_refuses_repeated_names_and_serializes_for_model_versions():
     with pytest.raises(ValueError):
         FeatureSchema("bad", names=("rsi_14", "rsi_14"))
     assert FEATURE_SCHEMA.as_dict() == {"version": "v1", "names": EXPECTED_NAMES}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"roc_1": math.nan}, {"roc_1"}),  # all floats, one not finite
+        ({"atr_pct": -math.inf}, {"atr_pct"}),
+        ({"side": "long"}, {"side"}),
+    ],
+)
+def test_a_complete_plain_dict_with_one_bad_value_is_still_refused_naming_it(change, expected):
+    features = {**complete_features(), **change}
+    with pytest.raises(FeatureSchemaError) as caught:
+        FEATURE_SCHEMA.vector(features)
+    assert set(caught.value.errors) == expected
+
+
+def test_a_plain_dict_of_the_right_size_with_a_wrong_name_is_refused_naming_both():
+    features = complete_features()
+    features["funding_rate"] = features.pop("rsi_14")
+    with pytest.raises(FeatureSchemaError) as caught:
+        FEATURE_SCHEMA.vector(features)
+    assert caught.value.errors["rsi_14"] == "missing" and "funding_rate" in caught.value.errors
