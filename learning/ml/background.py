@@ -19,6 +19,7 @@ imports the rest and serves batch jobs itself.
 import contextlib
 import os
 import pickle
+import select
 import signal
 import struct
 import subprocess
@@ -70,8 +71,7 @@ class Worker:
         self.process: subprocess.Popen | None = None  # the process, when this worker started it
         self.busy: Job | None = None
         self._requests = self._replies = None
-        self._forked_pid: int | None = None  # a forked worker's, once read from its replies
-        self._forked = False
+        self.pid: int | None = None  # said by the worker once it has imported what its jobs need
         self._sibling: Worker | None = None  # the worker forked from this one's process
 
     @classmethod
@@ -84,7 +84,7 @@ class Worker:
         os.close(requests_read)
         os.close(replies_write)
         online._requests, online._replies = os.fdopen(requests_write, "wb"), os.fdopen(replies_read, "rb")
-        online._forked, batch._sibling = True, online
+        batch._sibling = online
         return online, batch
 
     def start(self) -> None:
@@ -113,9 +113,17 @@ class Worker:
         self.busy = Job(self)
         return self.busy
 
+    def ready(self) -> bool:
+        """Whether the worker is started and has imported what its jobs need (so a job starts at once)."""
+        if self.pid is None:
+            if self._replies is None or not select.select([self._replies], [], [], 0)[0]:
+                return False
+            self.pid = _receive(self._replies)
+        return True
+
     def receive(self):
-        if self._forked and self._forked_pid is None:
-            self._forked_pid = _receive(self._replies)  # a forked worker first says who it is
+        if self.pid is None:
+            self.pid = _receive(self._replies)  # a worker first says who it is, once ready
         return _receive(self._replies)
 
     def close(self) -> None:
@@ -130,11 +138,11 @@ class Worker:
         if self.busy is not None:
             if self.process is not None:
                 self.process.kill()
-            else:
-                if self._forked_pid is None:
-                    self._forked_pid = _receive(self._replies)
+            else:  # forked by its sibling's process
+                if self.pid is None:
+                    self.pid = _receive(self._replies)
                 with contextlib.suppress(ProcessLookupError):  # it may have ended already
-                    os.kill(self._forked_pid, signal.SIGKILL)
+                    os.kill(self.pid, signal.SIGKILL)
         self._requests.close()
         if self.process is not None:
             self.process.wait()
@@ -184,6 +192,7 @@ if __name__ == "__main__":
     online_worker = _fork_online_worker(*map(int, sys.argv[1:])) if len(sys.argv) == 3 else None
     import learning.ml.batch  # noqa: F401  (the imports a batch job needs, paid before the first one)
 
+    _send(sys.stdout.buffer, os.getpid())
     _serve(sys.stdin.buffer, sys.stdout.buffer)
     if online_worker is not None:
         # Closed before this one (Worker.close), it is ending; reaped here, its CPU time counts

@@ -184,7 +184,8 @@ class LearningSession:
         y = np.array([label for _, label in self._unlearned])
         self._unlearned = []
         batch_size = settings.LEARNING_ONLINE_BATCH_SIZE
-        if self._online_worker is None:
+        if self._online_worker is None or not (self._online_resident or self._online_worker.ready()):
+            # Here until the worker has imported what it needs, rather than waiting for it.
             self._online_job = _run_now(copy.deepcopy(self.ensemble).learn, X, y, batch_size=batch_size)
         else:
             start_from = None if self._online_resident else self.ensemble
@@ -263,7 +264,8 @@ class LearningSession:
             retrain.result = batch_no_version(problem)
         else:
             times = np.array([exit_time.timestamp() for exit_time in exit_times])
-            train = (self._batch_worker.submit if self._batch_worker is not None else _run_now)
+            # Here if the worker is still importing what it needs, rather than waiting for it.
+            train = self._batch_worker.submit if self._batch_worker is not None and self._batch_worker.ready() else _run_now
             retrain.job = train(train_batch_artifact, X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND)
         self._retrain = retrain
 

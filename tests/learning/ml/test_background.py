@@ -127,3 +127,15 @@ def test_closing_a_forked_worker_with_a_result_nobody_took_ends_it_at_once(pair)
             break
         time.sleep(0.1)
     assert _state(online_pid) in (None, "Z")  # dead; the batch worker reaps it when it ends
+
+
+def test_a_worker_is_ready_once_it_has_imported_what_its_jobs_need(pair):
+    import time
+
+    online, batch = pair
+    assert not batch.ready()  # scikit-learn takes a second or two to import
+    deadline = time.monotonic() + 60
+    while not (online.ready() and batch.ready()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert batch.pid == batch.process.pid == batch.submit(os.getpid).result()
+    assert online.submit(os.getpid).result() == online.pid
