@@ -118,13 +118,19 @@ class Worker:
         if self.pid is None:
             if self._replies is None or not select.select([self._replies], [], [], 0)[0]:
                 return False
-            self.pid = _receive(self._replies)
+            try:
+                self._read_pid()
+            except EOFError:
+                raise RuntimeError("the training worker stopped before it was ready") from None
         return True
 
     def receive(self):
         if self.pid is None:
-            self.pid = _receive(self._replies)  # a worker first says who it is, once ready
+            self._read_pid()
         return _receive(self._replies)
+
+    def _read_pid(self) -> None:
+        self.pid = _receive(self._replies)  # a worker first says who it is, once ready
 
     def close(self) -> None:
         """End the worker: at once if a job's result was never taken (nobody wants it), else at end of input.
@@ -139,9 +145,9 @@ class Worker:
             if self.process is not None:
                 self.process.kill()
             else:  # forked by its sibling's process
-                if self.pid is None:
-                    self.pid = _receive(self._replies)
-                with contextlib.suppress(ProcessLookupError):  # it may have ended already
+                with contextlib.suppress(EOFError, ProcessLookupError):  # it may have ended already
+                    if self.pid is None:
+                        self._read_pid()
                     os.kill(self.pid, signal.SIGKILL)
         self._requests.close()
         if self.process is not None:

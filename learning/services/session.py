@@ -25,6 +25,7 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from threadpoolctl import ThreadpoolController
 
 from learning.ml.background import Job, Worker
 from learning.ml.batch import train_batch_artifact
@@ -59,6 +60,7 @@ from learning.services.recommendation import Evidence, get_signal_recommendation
 from learning.types import SignalContext, SignalRecommendation, TradeOutcome
 
 _QUALITY, _STRATEGY, _SIZING = SignalQualityAggregate(), StrategyPerformanceAggregate(), PositionSizingAggregate()
+_threadpools = ThreadpoolController()  # made after scikit-learn's imports, so it sees their thread pools
 _WRITE_CHUNK = 2000
 
 
@@ -310,10 +312,14 @@ class LearningSession:
 
 
 def _run_now(job, /, *args, **kwargs) -> Future:
-    """A job run here and now, as a finished Future (the session without workers)."""
+    """A job run here and now, as a finished Future (without a worker, or before it is ready).
+
+    On one BLAS and OpenMP thread, as in a worker, so it computes exactly what a worker would.
+    """
     future = Future()
     try:
-        future.set_result(job(*args, **kwargs))
+        with _threadpools.limit(limits=1):
+            future.set_result(job(*args, **kwargs))
     except Exception as error:  # raised again where the result is taken, as a worker's would be
         future.set_exception(error)
     return future

@@ -139,3 +139,14 @@ def test_a_worker_is_ready_once_it_has_imported_what_its_jobs_need(pair):
         time.sleep(0.05)
     assert batch.pid == batch.process.pid == batch.submit(os.getpid).result()
     assert online.submit(os.getpid).result() == online.pid
+
+
+def test_a_worker_that_stops_before_it_is_ready_says_so():
+    online, batch = Worker.pair()
+    batch.process.kill()  # takes the online worker with it if it was not forked yet
+    batch.process.wait()
+    online.close()  # nothing to wait for
+    with pytest.raises(RuntimeError, match="stopped before it was ready"):
+        while not batch.ready():
+            pass
+    batch.close()

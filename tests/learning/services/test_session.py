@@ -41,3 +41,14 @@ def test_the_sessions_training_history_is_what_batch_retrain_reads(settings):
         np.testing.assert_array_equal(X, stored_X)
         np.testing.assert_array_equal(y, stored_y)
     session.close()
+
+
+def test_a_job_run_here_uses_one_thread_per_pool_as_a_worker_does():
+    from threadpoolctl import threadpool_info
+
+    from learning.services.session import _run_now
+
+    if not any(pool["num_threads"] > 1 for pool in threadpool_info()):
+        pytest.skip("every thread pool has one thread here anyway (one core)")
+    pools = _run_now(threadpool_info).result()
+    assert pools and all(pool["num_threads"] == 1 for pool in pools)
