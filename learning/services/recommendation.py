@@ -26,7 +26,11 @@ _DEFAULT_MOVE_PCT = 0.01
 
 
 # Read once: a TextChoices' `values` builds a new list at each access.
-_CHOICES = {name: tuple(choices.values) for name, choices in (("system_type", SystemType), ("market_regime", MarketRegime), ("volatility_regime", VolatilityRegime))}
+_CHOICES = {
+    "system_type": tuple(SystemType.values),
+    "market_regime": tuple(MarketRegime.values),
+    "volatility_regime": tuple(VolatilityRegime.values),
+}
 _MIDPOINTS = tuple(label_midpoint(label) for label in ALL_BUCKETS)
 
 
