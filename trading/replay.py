@@ -3,8 +3,8 @@
 Every symbol's candles are interleaved by time, so a decision at time t (on any symbol) can
 only draw on trades that closed before t. Closed trades reach the learned statistics at once;
 the online ensemble learns after every few closed trades and the batch model is retrained on
-a fixed cadence, as of the current candle's close, so nothing later can leak in. Retraining
-runs in a worker process beside the replay, and its model is adopted a fixed number of closed
+a fixed cadence, as of the current candle's close, so nothing later can leak in. Both learn
+in worker processes beside the replay, and a retrained model is adopted a fixed number of closed
 trades later (as a live retrain is adopted when Celery finishes it), never when the worker
 happens to finish: a replay's results do not depend on the machine's speed.
 
@@ -119,9 +119,9 @@ def replay(
     about as much as its last few). Both learn as of the current candle's close. The books are
     written every `write_every` outcomes.
 
-    Batch retrains run in a worker process (with `background`; else here, for the same results):
-    one starts as of a candle's close and its model is adopted REPLAY_RETRAIN_LAG outcomes later,
-    the replay waiting there if the worker is behind. Until then the previous model serves.
+    Both models learn in worker processes (with `background`; else here, for the same results):
+    a retrain starts as of a candle's close and its model is adopted REPLAY_RETRAIN_LAG outcomes
+    later, the replay waiting there if the worker is behind. Until then the previous model serves.
     """
     online_update_every = online_update_every or settings.REPLAY_ONLINE_UPDATE_EVERY
     retrain_every = retrain_every or settings.REPLAY_RETRAIN_EVERY

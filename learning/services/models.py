@@ -88,10 +88,6 @@ class RetrainResult:
         """No version trained, for `reason`."""
         return cls(version=None, activated=False, metrics={}, champion_metrics=None, reason=reason)
 
-    def lease_summary(self) -> dict:
-        """What the retrain lease records of this retrain when it is released."""
-        return {"version": self.version, "activated": self.activated, "reason": self.reason}
-
 
 @dataclass(frozen=True, kw_only=True)
 class ExampleInput:
@@ -561,6 +557,12 @@ def _lease_release(name: str, token: str, result: dict) -> None:
     )
 
 
+def _retrain_lease_release(token: str, result: RetrainResult | None) -> None:
+    """Release the retrain lease, recording what the retrain came to (None: it failed)."""
+    summary = {"reason": "failed"} if result is None else {"version": result.version, "activated": result.activated, "reason": result.reason}
+    _lease_release(RETRAIN_LEASE, token, summary)
+
+
 def _training_matrix(as_of: datetime | None):
     """All records that fit the schema, oldest exit first: features, outcomes, exit times, ids."""
     records = TrainingRecord.objects.order_by("exit_time", "id")
@@ -665,7 +667,7 @@ def batch_retrain(*, as_of: datetime | None = None) -> RetrainResult:
         outcome = _batch_retrain(as_of=as_of)
         return outcome
     finally:
-        _lease_release(RETRAIN_LEASE, token, {"reason": "failed"} if outcome is None else outcome.lease_summary())
+        _retrain_lease_release(token, outcome)
 
 
 def _batch_retrain(*, as_of: datetime | None) -> RetrainResult:

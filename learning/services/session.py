@@ -45,6 +45,7 @@ from learning.services.models import (
     RetrainResult,
     _lease_acquire,
     _lease_release,
+    _retrain_lease_release,
     _load_model,
     _schema_vector,
     _training_matrix,
@@ -289,7 +290,7 @@ class LearningSession:
                     )
         finally:
             if retrain.token is not None:
-                _lease_release(RETRAIN_LEASE, retrain.token, {"reason": "failed"} if result is None else result.lease_summary())
+                _retrain_lease_release(retrain.token, result)
         if result.activated:
             version = ModelVersion.objects.get(kind=ModelKind.BATCH, active=True)
             self._batch, self._batch_version = batch_model(version), version
