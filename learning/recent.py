@@ -1,0 +1,200 @@
+"""The strategy's own recent record as features at a decision time: rolling windows over its outcomes.
+
+For a decision of system S on symbol X at time `at`, over the outcomes (real and shadow) that
+exited strictly before `at`, in exit order:
+
+- scope "system": every outcome of S (all symbols); scope "symbol": the outcomes of S on X;
+- per scope: mean net P&L (`pnl_pct`, a fraction after fees) and win rate of the last 20 and the
+  last 50 outcomes, how many outcomes the longest window holds, and the hours since the latest
+  signal (entry time) among the outcomes of the longest window.
+
+`at` is the open time of the candle being decided on. Exit times are the open times of the
+candles the exits happened in, so "exited before `at`" means "exited in an earlier candle": an
+exit during the decision candle itself is left out, whatever order symbols and systems are
+processed in within that candle, so a replay, a live worker and the research dataset agree.
+
+Two forms that give exactly the same numbers: `recent_record` for one live decision, and
+`recent_record_frame` for a whole dataset at once. Exactness is by construction: P&L is summed
+in integer units of 1e-10 (the precision the learning store keeps) and times in integer
+microseconds, and each figure is a single float division in both forms.
+"""
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+RECENT_WINDOWS = (20, 50)
+RECENT_SCOPES = ("system", "symbol")
+# Hours since the latest signal are capped here, and take this value when there is no outcome yet:
+# a month without a known outcome says "quiet" as well as a year does, and keeps the range bounded.
+RECENT_HOURS_CAP = 720.0
+# Neutral values while a scope has no outcome yet; `recent_<scope>_count` = 0 says that they are.
+EMPTY_PNL, EMPTY_WIN_RATE = 0.0, 0.5
+
+_PNL_UNITS = 10_000_000_000  # pnl_pct is stored with 10 decimal places
+_PNL_SCALE = 1e10
+_US_PER_HOUR = 3.6e9
+_LONGEST = max(RECENT_WINDOWS)
+
+
+def _names(scope: str) -> tuple[str, ...]:
+    return (
+        *(f"recent_{scope}_pnl_{n}" for n in RECENT_WINDOWS),
+        *(f"recent_{scope}_win_{n}" for n in RECENT_WINDOWS),
+        f"recent_{scope}_count",
+        f"recent_{scope}_hours_since_signal",
+    )
+
+
+RECENT_FEATURES: tuple[str, ...] = tuple(name for scope in RECENT_SCOPES for name in _names(scope))
+
+# Each feature's valid range, inclusive (pnl: a net return can lose at most the position, with
+# leverage a few times it; it is a mean of fractions, so ±10 is far outside anything sane).
+RECENT_FEATURE_RANGES: dict[str, tuple[float, float]] = {}
+for _scope in RECENT_SCOPES:
+    for _n in RECENT_WINDOWS:
+        RECENT_FEATURE_RANGES[f"recent_{_scope}_pnl_{_n}"] = (-10.0, 10.0)
+        RECENT_FEATURE_RANGES[f"recent_{_scope}_win_{_n}"] = (0.0, 1.0)
+    RECENT_FEATURE_RANGES[f"recent_{_scope}_count"] = (0.0, float(_LONGEST))
+    RECENT_FEATURE_RANGES[f"recent_{_scope}_hours_since_signal"] = (0.0, RECENT_HOURS_CAP)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecentOutcome:
+    """What the recent record needs of one outcome (a TrainingRecord, real or shadow)."""
+
+    system_type: str
+    symbol: str
+    entry_time: datetime
+    exit_time: datetime
+    pnl_pct: float  # net of fees, a fraction
+    success: bool
+
+
+def pnl_units(pnl_pct) -> int:
+    """A net P&L fraction in integer units of 1e-10, rounded half to even (as np.rint does)."""
+    return round(float(pnl_pct) * _PNL_SCALE)
+
+
+def _microseconds(delta: timedelta) -> int:
+    return delta // timedelta(microseconds=1)
+
+
+def _scope_values(window: list[RecentOutcome], at: datetime) -> list[float]:
+    """One scope's features from its outcomes that exited before `at`, oldest first."""
+    values: list[float] = []
+    for n in RECENT_WINDOWS:
+        last = window[-n:]
+        values.append(float(sum(pnl_units(o.pnl_pct) for o in last)) / (len(last) * _PNL_SCALE) if last else EMPTY_PNL)
+    for n in RECENT_WINDOWS:
+        last = window[-n:]
+        values.append(sum(1 for o in last if o.success) / len(last) if last else EMPTY_WIN_RATE)
+    values.append(float(min(len(window), _LONGEST)))
+    if window:
+        latest_entry = max(o.entry_time for o in window[-_LONGEST:])
+        values.append(min(_microseconds(at - latest_entry) / _US_PER_HOUR, RECENT_HOURS_CAP))
+    else:
+        values.append(RECENT_HOURS_CAP)
+    return values
+
+
+def recent_record(outcomes: Iterable[RecentOutcome], *, system_type: str, symbol: str, at: datetime) -> dict[str, float]:
+    """The recent-record features of one decision: system `system_type`, symbol `symbol`, at `at`.
+
+    `outcomes` (each outcome once) may hold anything, other systems and outcomes after `at`
+    included: only the outcomes of the system that exited strictly before `at` are read.
+    """
+    of_system = [o for o in outcomes if o.system_type == system_type]
+    return recent_record_of_windows(
+        system_outcomes=of_system, symbol_outcomes=[o for o in of_system if o.symbol == symbol], at=at
+    )
+
+
+def recent_record_of_windows(*, system_outcomes: Iterable[RecentOutcome], symbol_outcomes: Iterable[RecentOutcome], at: datetime) -> dict[str, float]:
+    """The recent-record features from each scope's outcomes: those of the system, and those of the system on the symbol.
+
+    Each scope's outcomes that exited strictly before `at` are read in exit order (ties keep the
+    given order). Every figure reads only a scope's last 50 of them, so the last 50 of each
+    scope that exited before `at` (the learning store's rolling windows) are all it needs.
+    """
+    values = []
+    for scope_outcomes in (system_outcomes, symbol_outcomes):
+        known = sorted((o for o in scope_outcomes if o.exit_time < at), key=lambda o: o.exit_time)
+        values += _scope_values(known, at)
+    return dict(zip(RECENT_FEATURES, values))
+
+
+# -- the vectorised form ------------------------------------------------------------------------
+
+_EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+
+
+def _epoch_microseconds(times: pd.Series) -> np.ndarray:
+    times = pd.to_datetime(times, utc=True)
+    return ((times - _EPOCH) // pd.Timedelta(microseconds=1)).to_numpy(dtype=np.int64)
+
+
+def _group_keys(frame: pd.DataFrame, scope: str) -> pd.Series:
+    if scope == "system":
+        return frame["system_type"].astype(str)
+    return frame["system_type"].astype(str) + "\x1f" + frame["symbol"].astype(str)
+
+
+def recent_record_frame(outcomes: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """The recent-record features of many decisions at once; equal, number for number, to `recent_record`.
+
+    `outcomes`: columns system_type, symbol, entry_time, exit_time, pnl_pct, success (shadow
+    included), in any order: they are put in exit order, ties keeping the given order.
+    `decisions`: columns system_type, symbol, time (the `at` of each decision).
+    Returns RECENT_FEATURES as float64 columns, indexed like `decisions`.
+    """
+    missing = [c for c in ("system_type", "symbol", "entry_time", "exit_time", "pnl_pct", "success") if c not in outcomes]
+    missing += [f"decisions.{c}" for c in ("system_type", "symbol", "time") if c not in decisions]
+    if missing:
+        raise ValueError(f"recent_record_frame: missing columns {', '.join(missing)}")
+    order = np.argsort(_epoch_microseconds(outcomes["exit_time"]), kind="stable")
+    outcomes = outcomes.iloc[order]
+    exits = _epoch_microseconds(outcomes["exit_time"])
+    entries = _epoch_microseconds(outcomes["entry_time"])
+    pnl = np.rint(outcomes["pnl_pct"].astype("float64").to_numpy() * _PNL_SCALE).astype(np.int64)
+    wins = outcomes["success"].astype(bool).to_numpy().astype(np.int64)
+    at = _epoch_microseconds(decisions["time"])
+
+    columns: list[np.ndarray] = []
+    for scope in RECENT_SCOPES:
+        result = np.empty((len(decisions), 2 * len(RECENT_WINDOWS) + 2), dtype=np.float64)
+        outcome_groups = pd.Series(np.arange(len(outcomes)), index=_group_keys(outcomes, scope).to_numpy()).groupby(level=0).indices
+        decision_keys = _group_keys(decisions, scope).to_numpy()
+        for key, rows in pd.Series(np.arange(len(decisions))).groupby(decision_keys).indices.items():
+            members = outcome_groups.get(key, np.empty(0, dtype=np.int64))
+            members = np.sort(members)  # back in exit order
+            result[rows] = _scope_block(exits[members], entries[members], pnl[members], wins[members], at[rows])
+        columns.append(result)
+    return pd.DataFrame(np.hstack(columns), index=decisions.index, columns=list(RECENT_FEATURES))
+
+
+def _scope_block(exits: np.ndarray, entries: np.ndarray, pnl: np.ndarray, wins: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """One group's features for its decisions at times `at`, from its outcomes in exit order."""
+    known = np.searchsorted(exits, at, side="left")  # outcomes that exited strictly before each decision
+    cum_pnl = np.concatenate(([0], np.cumsum(pnl)))
+    cum_wins = np.concatenate(([0], np.cumsum(wins)))
+    block = np.empty((len(at), 2 * len(RECENT_WINDOWS) + 2), dtype=np.float64)
+    for column, n in enumerate(RECENT_WINDOWS):
+        start = np.maximum(known - n, 0)
+        count = (known - start).astype(np.float64)
+        has = known > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            block[:, column] = np.where(has, (cum_pnl[known] - cum_pnl[start]).astype(np.float64) / (count * _PNL_SCALE), EMPTY_PNL)
+            block[:, len(RECENT_WINDOWS) + column] = np.where(has, (cum_wins[known] - cum_wins[start]) / count, EMPTY_WIN_RATE)
+    block[:, -2] = np.minimum(known, _LONGEST).astype(np.float64)
+    # latest_entry[i]: the latest entry among outcomes i-49..i, a sliding maximum over the longest window.
+    padded = np.concatenate((np.full(_LONGEST - 1, np.iinfo(np.int64).min), entries))
+    latest_entry = sliding_window_view(padded, _LONGEST).max(axis=1) if len(entries) else entries
+    hours = np.full(len(at), RECENT_HOURS_CAP)
+    has = known > 0
+    hours[has] = np.minimum((at[has] - latest_entry[known[has] - 1]).astype(np.float64) / _US_PER_HOUR, RECENT_HOURS_CAP)
+    block[:, -1] = hours
+    return block
