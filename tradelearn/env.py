@@ -108,3 +108,17 @@ def env_url(name: str, default: str | None, *, schemes: tuple[str, ...]) -> str 
     if url is not None and not url.startswith(tuple(f"{scheme}://" for scheme in schemes)):
         raise ImproperlyConfigured(f"{name}={url!r} must start with one of {', '.join(schemes)}.")
     return url
+
+
+def env_datetime(name: str, default: None = None):
+    """An ISO 8601 date or time, read as UTC when it names no zone (e.g. 2022-03-01 or 2022-03-01T12:00Z)."""
+    from datetime import UTC, datetime
+
+    value = _raw(name, default)
+    if value is None:
+        return default
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an ISO 8601 date or time (e.g. 2022-03-01).") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -156,3 +156,31 @@ class EngineTick(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}:{self.symbol} {self.timeframe} {self.candle_time:%Y-%m-%d %H:%M}"
+
+
+class MarketFeedStatus(models.Model):
+    """How the live market data feed is doing, one row per feed: its clock, and its last fetch and failures.
+
+    Ticks never wait on this: the beat task records a fetch here and queues ticks on what is
+    stored whatever happened. The health endpoint and the dashboard read it.
+    """
+
+    feed = models.CharField(max_length=32, unique=True, help_text="exchange or clock")
+    # The clock over stored candles: market time = clock_origin + (now − clock_started_at) × clock_speed.
+    clock_origin = models.DateTimeField(null=True, blank=True)
+    clock_started_at = models.DateTimeField(null=True, blank=True)
+    clock_speed = models.FloatField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True, help_text="First failure of the current streak.")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    retry_after = models.DateTimeField(null=True, blank=True, help_text="Backing off: no fetch before this.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "market feed status"
+
+    def __str__(self) -> str:
+        return f"{self.feed} feed"

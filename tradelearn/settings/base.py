@@ -7,6 +7,7 @@ from tradelearn.env import (
     env_bool,
     env_cache,
     env_database,
+    env_datetime,
     env_float,
     env_int,
     env_list,
@@ -215,6 +216,18 @@ TRADING_TARGET_ATR_MULTIPLE = env_float("TRADING_TARGET_ATR_MULTIPLE", 3.0, mini
 # Size of baseline trades (no learning) and of shadow trades, as a fraction of equity.
 TRADING_BASELINE_POSITION_SIZE = env_float("TRADING_BASELINE_POSITION_SIZE", 0.02, minimum=0.0, maximum=1.0)
 TRADING_STARTING_BALANCE = env_str("TRADING_STARTING_BALANCE", "10000")
+# Live market data: "clock" releases stored candles as if they were closing now (no exchange needed);
+# "exchange" polls TRADING_EXCHANGE's closed candles through ccxt.
+MARKET_FEED = env_str("MARKET_FEED", "clock")
+if MARKET_FEED not in ("clock", "exchange"):
+    raise ImproperlyConfigured(f"MARKET_FEED={MARKET_FEED!r} must be one of clock, exchange.")
+# Market seconds per wall second: 60 closes one hourly candle a minute; 1 is real time.
+MARKET_FEED_CLOCK_SPEED = env_float("MARKET_FEED_CLOCK_SPEED", 60.0, minimum=0.001)
+# Market time the clock starts at (default: once the stored candles give a live tick its full history).
+MARKET_FEED_CLOCK_START = env_datetime("MARKET_FEED_CLOCK_START")
+# After a failed fetch the next waits this long, doubling per failure up to the maximum.
+MARKET_FEED_BACKOFF_SECONDS = env_float("MARKET_FEED_BACKOFF_SECONDS", 60.0, minimum=0.0)
+MARKET_FEED_BACKOFF_MAX_SECONDS = env_float("MARKET_FEED_BACKOFF_MAX_SECONDS", 1800.0, minimum=0.0)
 # Replay's learning cadence, in outcomes (real and shadow closes) since the last update.
 REPLAY_ONLINE_UPDATE_EVERY = env_int("REPLAY_ONLINE_UPDATE_EVERY", 10, minimum=1)
 REPLAY_RETRAIN_EVERY = env_int("REPLAY_RETRAIN_EVERY", 200, minimum=1)
