@@ -1,13 +1,15 @@
-"""REST views of paper accounts: list, detail with equity figures, pause and resume."""
+"""REST views of paper accounts: list, create, detail with equity figures, pause and resume."""
+from decimal import Decimal
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers
+from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from learning.models import MONEY
+from learning.models import MONEY, SystemType
 from trading.models import PaperAccount
-from trading.services.accounts import account_figures, account_pause, account_resume
+from trading.services.accounts import account_create, account_figures, account_pause, account_resume
 
 
 class AccountOutputSerializer(serializers.ModelSerializer):
@@ -41,14 +43,32 @@ class AccountDetailOutputSerializer(AccountOutputSerializer):
 
 
 class AccountListApi(generics.ListAPIView):
+    """List accounts; POST creates one (its current balance is its starting balance)."""
+
     queryset = PaperAccount.objects.order_by("pk")
     serializer_class = AccountOutputSerializer
     filterset_fields = ["system_type", "is_paused"]
 
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=PaperAccount._meta.get_field("name").max_length)
+        system_type = serializers.ChoiceField(choices=SystemType.choices, help_text="Which engine trades the account.")
+        starting_balance = serializers.DecimalField(**MONEY, min_value=Decimal("0.01"))
+        fee_rate = serializers.DecimalField(max_digits=10, decimal_places=8, min_value=Decimal(0), max_value=Decimal("0.1"), required=False)
+        slippage_rate = serializers.DecimalField(max_digits=10, decimal_places=8, min_value=Decimal(0), max_value=Decimal("0.1"), required=False)
+        max_open_positions = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+        max_open_per_symbol = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+        is_paused = serializers.BooleanField(required=False, default=False, help_text="Create it paused.")
 
-def _detail(account: PaperAccount) -> Response:
+    @extend_schema(request=InputSerializer, responses={201: AccountDetailOutputSerializer})
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return _detail(account_create(**serializer.validated_data), status_code=status.HTTP_201_CREATED)
+
+
+def _detail(account: PaperAccount, status_code: int = status.HTTP_200_OK) -> Response:
     account.figures = account_figures(account=account)
-    return Response(AccountDetailOutputSerializer(account).data)
+    return Response(AccountDetailOutputSerializer(account).data, status=status_code)
 
 
 class AccountDetailApi(APIView):

@@ -26,6 +26,7 @@ def account_create(
     cooldown_minutes: int | None = None,
     daily_loss_limit_pct: Decimal | None = None,
     max_holding_minutes: int | None = None,
+    is_paused: bool = False,
 ) -> PaperAccount:
     """A new account whose current balance is its starting balance; unset limits take the model defaults."""
     if starting_balance <= 0:
@@ -44,6 +45,7 @@ def account_create(
         system_type=system_type,
         starting_balance=starting_balance,
         current_balance=starting_balance,
+        is_paused=is_paused,
         **{field: value for field, value in limits.items() if value is not None},
     )
     account.full_clean()
@@ -126,3 +128,26 @@ def account_figures(*, account: PaperAccount) -> AccountFigures:
         winning_trades=closed["wins"],
         win_rate=closed["wins"] / closed["count"] if closed["count"] else None,
     )
+
+
+LIVE_ACCOUNT_PREFIX = "live-"
+
+
+@transaction.atomic
+def accounts_ensure_live(*, starting_balance: Decimal) -> list[tuple[PaperAccount, bool]]:
+    """One live paper account per engine (`live-paper_trading`, `live-profit_scraping`), created if missing.
+
+    Returns each account with whether it was created now. An existing one is left as it is
+    (paused or not), so running this on every start-up changes nothing after the first.
+    """
+    from learning.models import SystemType
+
+    accounts = []
+    for system_type in SystemType.values:
+        name = f"{LIVE_ACCOUNT_PREFIX}{system_type}"
+        existing = PaperAccount.objects.filter(name=name).first()
+        if existing is not None:
+            accounts.append((existing, False))
+            continue
+        accounts.append((account_create(name=name, system_type=system_type, starting_balance=starting_balance), True))
+    return accounts

@@ -60,3 +60,30 @@ def test_pause_then_resume(token_client):
     response = token_client.post(f"/api/v1/accounts/{account.pk}/resume/")
     assert response.status_code == 200 and response.json()["is_paused"] is False
     assert token_client.post("/api/v1/accounts/999999/pause/").status_code == 404
+
+
+def test_create_needs_authentication(anonymous_client):
+    response = anonymous_client.post("/api/v1/accounts/", {"name": "x", "system_type": "paper_trading", "starting_balance": "100"})
+    assert response.status_code == 401
+
+
+def test_create_makes_an_account_whose_balance_is_its_start(token_client):
+    response = token_client.post(
+        "/api/v1/accounts/", {"name": "swing", "system_type": "profit_scraping", "starting_balance": "2500", "is_paused": True}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["name"], body["system_type"], body["is_paused"]) == ("swing", "profit_scraping", True)
+    assert Decimal(body["current_balance"]) == Decimal("2500") == Decimal(body["figures"]["equity"])
+    assert token_client.get("/api/v1/accounts/", {"system_type": "profit_scraping"}).json()["count"] == 1
+
+
+def test_create_rejects_bad_input_with_field_messages(token_client):
+    PaperAccountFactory(name="taken")
+    response = token_client.post(
+        "/api/v1/accounts/", {"name": "taken", "system_type": "hodl", "starting_balance": "-5"}, format="json"
+    )
+    assert response.status_code == 400
+    assert set(response.json()["extra"]["fields"]) >= {"system_type", "starting_balance"}
+    duplicate = token_client.post("/api/v1/accounts/", {"name": "taken", "system_type": "paper_trading", "starting_balance": "5"}, format="json")
+    assert duplicate.status_code == 400 and "name" in duplicate.json()["extra"]["fields"]
