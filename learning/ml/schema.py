@@ -116,14 +116,156 @@ TECHNICAL_FEATURES = (
     "weekday_cos",
 )
 
-FEATURE_SCHEMA = FeatureSchema(
-    "v1",
-    names=TECHNICAL_FEATURES
-    + (
-        # The signal being judged: +1 long / -1 short, its technical score in [0, 1], and which
-        # engine produced it, so both systems' trades train one model.
-        "side",
-        "signal_strength",
-        "is_profit_scraping",
-    ),
+# The signal being judged: +1 long / -1 short, its technical score in [0, 1], and which engine
+# produced it, so both systems' trades train one model.
+SIGNAL_FEATURES = ("side", "signal_strength", "is_profit_scraping")
+
+FEATURE_SCHEMA_V1 = FeatureSchema("v1", names=TECHNICAL_FEATURES + SIGNAL_FEATURES)
+
+# -- v2: what the strategy knows at decision time beyond the candle ----------------------------
+
+# The trade's plan, known when the decision is made: exits in ATRs and in round-trip fees, the
+# payoff it offers after fees, and how long it may be held.
+PLAN_FEATURES = (
+    "plan_stop_atr",
+    "plan_target_atr",
+    "plan_stop_fees",
+    "plan_target_fees",
+    "plan_payoff_after_fees",
+    "plan_holding_hours",
 )
+# Directional indicators multiplied by the side (centred first where their neutral value is not
+# 0), so "the move is with the trade" reads the same for a long and a short.
+SIGNED_SOURCES: dict[str, tuple[str, float]] = {
+    "signed_roc_1": ("roc_1", 0.0),
+    "signed_roc_4": ("roc_4", 0.0),
+    "signed_roc_12": ("roc_12", 0.0),
+    "signed_roc_24": ("roc_24", 0.0),
+    "signed_macd_line_pct": ("macd_line_pct", 0.0),
+    "signed_macd_hist_pct": ("macd_hist_pct", 0.0),
+    "signed_ema_12_dist": ("ema_12_dist", 0.0),
+    "signed_ema_26_dist": ("ema_26_dist", 0.0),
+    "signed_sma_50_dist": ("sma_50_dist", 0.0),
+    "signed_sma_200_dist": ("sma_200_dist", 0.0),
+    "signed_obv_slope": ("obv_slope", 0.0),
+    "signed_rsi_14": ("rsi_14", 50.0),
+    "signed_stoch_k": ("stoch_k", 50.0),
+    "signed_williams_r": ("williams_r", -50.0),
+    "signed_cci_20": ("cci_20", 0.0),
+    "signed_bb_pct_b": ("bb_pct_b", 0.5),
+}
+SIGNED_FEATURES = tuple(SIGNED_SOURCES)
+
+# Optional groups (off by default; settings FEATURES_HIGHER_TIMEFRAMES, FEATURES_CORRELATED_SYMBOLS),
+# after FreqAI's include_timeframes and include_corr_pairlist. Each is computed only from candles
+# closed by the decision: a higher-timeframe candle counts once its last hourly candle has closed.
+HIGHER_TIMEFRAME_INDICATORS = ("rsi_14", "roc_1", "roc_4", "atr_pct", "ema_12_dist", "ema_26_dist", "bb_pct_b")
+CORRELATED_INDICATORS = ("roc_1", "roc_4", "roc_24", "realized_vol_24", "sma_50_dist")
+HIGHER_TIMEFRAMES = ("2h", "4h", "8h", "12h", "1d")
+# Valid ranges of the indicators the optional groups carry (returns and distances: a fraction of price).
+INDICATOR_RANGES: dict[str, tuple[float, float]] = {
+    "rsi_14": (0.0, 100.0), "roc_1": (-1.0, 10.0), "roc_4": (-1.0, 10.0), "roc_24": (-1.0, 10.0),
+    "atr_pct": (0.0, 1.0), "ema_12_dist": (-1.0, 10.0), "ema_26_dist": (-1.0, 10.0), "sma_50_dist": (-1.0, 10.0),
+    "bb_pct_b": (-50.0, 50.0), "realized_vol_24": (0.0, 1.0),
+}  # fmt: skip
+
+
+def higher_timeframe_features(timeframe: str) -> tuple[str, ...]:
+    if timeframe not in HIGHER_TIMEFRAMES:
+        raise ValueError(f"higher timeframe {timeframe!r} is not one of {', '.join(HIGHER_TIMEFRAMES)}")
+    return tuple(f"htf_{timeframe}_{name}" for name in HIGHER_TIMEFRAME_INDICATORS)
+
+
+def correlated_features(symbol: str) -> tuple[str, ...]:
+    if not symbol or not symbol.isalnum():
+        raise ValueError(f"correlated symbol {symbol!r} must be a plain symbol name such as BTCUSDT")
+    return tuple(f"corr_{symbol.lower()}_{name}" for name in CORRELATED_INDICATORS)
+
+
+def _recent_features() -> tuple[str, ...]:
+    from learning.recent import RECENT_FEATURES  # learning.recent imports pandas; keep this module light
+
+    return RECENT_FEATURES
+
+
+BASE_V2_FEATURES = TECHNICAL_FEATURES + SIGNAL_FEATURES + _recent_features() + PLAN_FEATURES + SIGNED_FEATURES
+
+
+def feature_schema_v2(*, higher_timeframes: tuple[str, ...] = (), correlated_symbols: tuple[str, ...] = ()) -> FeatureSchema:
+    """Schema v2 with the optional groups asked for; the names (stored with each model) say which."""
+    names = BASE_V2_FEATURES
+    for timeframe in higher_timeframes:
+        names += higher_timeframe_features(timeframe)
+    for symbol in correlated_symbols:
+        names += correlated_features(symbol)
+    return FeatureSchema("v2", names=names)
+
+
+def current_feature_schema() -> FeatureSchema:
+    """The schema the engines build and new models learn: v2, with the optional groups the settings switch on."""
+    from django.conf import settings
+
+    key = (tuple(settings.FEATURES_HIGHER_TIMEFRAMES), tuple(settings.FEATURES_CORRELATED_SYMBOLS))
+    schema = _schemas.get(key)
+    if schema is None:
+        schema = _schemas[key] = feature_schema_v2(higher_timeframes=key[0], correlated_symbols=key[1])
+    return schema
+
+
+_schemas: dict[tuple, FeatureSchema] = {}
+
+FEATURE_SCHEMA_V2 = feature_schema_v2()
+
+
+def _feature_ranges() -> dict[str, tuple[float, float]]:
+    """Each v2 feature beyond v1's, with the closed range a valid value lies in (documented, and checked by tests)."""
+    from learning.recent import RECENT_FEATURE_RANGES
+
+    ranges = dict(RECENT_FEATURE_RANGES)
+    ranges.update(
+        plan_stop_atr=(0.0, PLAN_ATR_CAP),
+        plan_target_atr=(0.0, PLAN_ATR_CAP),
+        plan_stop_fees=(0.0, PLAN_FEES_CAP),
+        plan_target_fees=(0.0, PLAN_FEES_CAP),
+        # (target − fees) / (stop + fees): −1 when the target only pays the fees back at zero distance.
+        plan_payoff_after_fees=(-1.0, PLAN_PAYOFF_CAP),
+        plan_holding_hours=(0.0, PLAN_HOLDING_CAP_HOURS),
+    )
+    # A side-signed indicator spans its source's range mirrored about the centre.
+    signed_spans = {
+        "roc_1": 1.0, "roc_4": 2.0, "roc_12": 5.0, "roc_24": 5.0,  # returns: a fraction of price
+        "macd_line_pct": 1.0, "macd_hist_pct": 1.0,
+        "ema_12_dist": 5.0, "ema_26_dist": 5.0, "sma_50_dist": 10.0, "sma_200_dist": 10.0,
+        "obv_slope": 1.0, "rsi_14": 50.0, "stoch_k": 50.0, "williams_r": 50.0, "cci_20": 1000.0, "bb_pct_b": 50.0,
+    }  # fmt: skip
+    for name, (source, _) in SIGNED_SOURCES.items():
+        ranges[name] = (-signed_spans[source], signed_spans[source])
+    for timeframe in HIGHER_TIMEFRAMES:
+        for name, feature in zip(HIGHER_TIMEFRAME_INDICATORS, higher_timeframe_features(timeframe)):
+            ranges[feature] = INDICATOR_RANGES[name]
+    return ranges
+
+
+# Caps that keep the plan features bounded: a plan beyond them says "very wide" no less clearly.
+PLAN_ATR_CAP = 50.0
+PLAN_FEES_CAP = 1000.0
+PLAN_PAYOFF_CAP = 100.0
+PLAN_HOLDING_CAP_HOURS = 720.0  # also the value of a plan without a holding limit
+
+FEATURE_RANGES_V2 = _feature_ranges()
+
+
+def feature_range(name: str) -> tuple[float, float] | None:
+    """The documented valid range of a v2 feature beyond v1's (correlated-symbol features included), else None."""
+    if name in FEATURE_RANGES_V2:
+        return FEATURE_RANGES_V2[name]
+    if name.startswith("corr_"):
+        indicator = next((i for i in CORRELATED_INDICATORS if name.endswith("_" + i)), None)
+        if indicator is not None:
+            return INDICATOR_RANGES[indicator]
+    return None
+
+
+# The schema of the models this code trains; models stored with another (v1) still load, and a
+# prediction refuses features that do not follow the model's own schema, saying which it reads.
+FEATURE_SCHEMA = FEATURE_SCHEMA_V1

@@ -199,6 +199,19 @@ for _name, _allowed in (("LEARNING_BATCH_MODEL_KIND", ("hgb", "logistic")), ("LE
 if LEARNING_HYBRID_BATCH_WEIGHT + LEARNING_HYBRID_ONLINE_WEIGHT <= 0:
     raise ImproperlyConfigured("LEARNING_HYBRID_BATCH_WEIGHT and LEARNING_HYBRID_ONLINE_WEIGHT must not both be 0.")
 
+# --- Features (schema v2's optional groups, off by default) ----------------------------------
+# Higher-timeframe indicators of the same symbol (FreqAI's include_timeframes), e.g. "4h,1d";
+# resampled from the hourly candles and read only once closed.
+FEATURES_HIGHER_TIMEFRAMES = env_list("FEATURES_HIGHER_TIMEFRAMES", [])
+# Other symbols whose indicators every symbol's decisions also see (include_corr_pairlist), e.g. "BTCUSDT".
+FEATURES_CORRELATED_SYMBOLS = env_list("FEATURES_CORRELATED_SYMBOLS", [])
+for _timeframe in FEATURES_HIGHER_TIMEFRAMES:
+    if _timeframe not in ("2h", "4h", "8h", "12h", "1d"):
+        raise ImproperlyConfigured(f"FEATURES_HIGHER_TIMEFRAMES: {_timeframe!r} is not one of 2h, 4h, 8h, 12h, 1d.")
+for _symbol in FEATURES_CORRELATED_SYMBOLS:
+    if not _symbol.isalnum():
+        raise ImproperlyConfigured(f"FEATURES_CORRELATED_SYMBOLS: {_symbol!r} is not a plain symbol name such as BTCUSDT.")
+
 # --- Trading ----------------------------------------------------------------------------------
 # Live trading fetches these ccxt markets; candles are stored (and replayed) as e.g. BTCUSDT.
 TRADING_EXCHANGE = env_str("TRADING_EXCHANGE", "binanceusdm")

@@ -99,3 +99,28 @@ def test_a_plain_dict_of_the_right_size_with_a_wrong_name_is_refused_naming_both
     with pytest.raises(FeatureSchemaError) as caught:
         FEATURE_SCHEMA.vector(features)
     assert caught.value.errors["rsi_14"] == "missing" and "funding_rate" in caught.value.errors
+
+
+def test_v2_holds_v1_and_the_decision_time_groups_each_with_a_range():
+    from learning.ml.schema import BASE_V2_FEATURES, FEATURE_SCHEMA_V1, FEATURE_SCHEMA_V2, feature_range
+    from learning.recent import RECENT_FEATURES
+
+    assert FEATURE_SCHEMA_V2.version == "v2"
+    assert FEATURE_SCHEMA_V2.names[: len(FEATURE_SCHEMA_V1.names)] == FEATURE_SCHEMA_V1.names
+    assert set(RECENT_FEATURES) < set(FEATURE_SCHEMA_V2.names) == set(BASE_V2_FEATURES)
+    for name in FEATURE_SCHEMA_V2.names[len(FEATURE_SCHEMA_V1.names) :]:
+        low, high = feature_range(name)
+        assert low < high, name
+
+
+def test_optional_groups_follow_the_settings(settings):
+    from learning.ml.schema import FEATURE_SCHEMA_V2, current_feature_schema, feature_range
+
+    assert current_feature_schema() == FEATURE_SCHEMA_V2
+    settings.FEATURES_HIGHER_TIMEFRAMES, settings.FEATURES_CORRELATED_SYMBOLS = ["4h"], ["BTCUSDT"]
+    schema = current_feature_schema()
+    extra = schema.names[len(FEATURE_SCHEMA_V2.names) :]
+    assert "htf_4h_rsi_14" in extra and "corr_btcusdt_roc_1" in extra
+    assert all(feature_range(name) is not None for name in extra)
+    # Stored with each model, the names say which groups it reads.
+    assert schema.as_dict() != FEATURE_SCHEMA_V2.as_dict()
