@@ -41,6 +41,19 @@ def subprocess_env(transactional_db) -> dict:
     return env
 
 
+@pytest.fixture
+def token_client(db):
+    """An API client authenticated as an ordinary user with a real token: every API route needs one, reads too."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    user = get_user_model().objects.create_user(username="trader", password="not-used")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
 @pytest.fixture(scope="session")
 def btc_frame():
     from trading.selectors import read_candles_dir

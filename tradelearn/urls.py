@@ -1,5 +1,6 @@
 """URL map: admin, the seed's /ml/ endpoints, the API under /api/v1/, schema and docs."""
 from django.contrib import admin
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -14,7 +15,8 @@ urlpatterns = [
     path("ml/", include("learning.api.seed_urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The docs page reads the schema, which needs a login: a browser without one is sent to the login.
+    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
     path("", include("dashboard.urls")),
 ]
 

@@ -57,7 +57,7 @@ def test_generated_requests_never_get_a_5xx_and_every_4xx_has_the_error_shape(ws
     account_create(name="fuzzed", system_type="paper_trading", starting_balance=Decimal("10000"))
     store_learnable(60)  # a few rows for the list, summary and insight endpoints to read
 
-    schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_in_test_transaction)
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_in_test_transaction, headers=headers)
     statuses: Counter = Counter()
     failures: list[str] = []
 

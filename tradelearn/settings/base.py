@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "tradelearn.api",
     "learning",
     "trading",
     "scraping",
@@ -116,12 +117,16 @@ LOGGING = {
 # --- REST API -------------------------------------------------------------------------------
 # A verified API token is remembered this long per process (revocations take effect within it).
 API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 30, minimum=0)
+# Every API route needs a login or a token, reads included. URL names listed here (comma-separated,
+# e.g. ml-hybrid-status,learning-summary) answer anonymous GETs too; writes never do. A name that is
+# not an API route fails `manage.py check` (tradelearn/api/checks.py).
+API_PUBLIC_READ_ROUTES = frozenset(env_list("API_PUBLIC_READ_ROUTES", []))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tradelearn.api.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_PERMISSION_CLASSES": ["tradelearn.api.permissions.IsAuthenticatedOrPublicRead"],
     "DEFAULT_PAGINATION_CLASS": "tradelearn.api.pagination.DefaultPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -141,6 +146,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Trade outcomes, learned statistics, model predictions and paper trading.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema lists every private route: like the rest of the API it needs a login or a token.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     # Two models call their choice field `kind`; name each enum after what it is.
     "ENUM_NAME_OVERRIDES": {

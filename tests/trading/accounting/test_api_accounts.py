@@ -10,22 +10,22 @@ from trading.services.trades import trade_open
 pytestmark = pytest.mark.django_db
 
 
-def test_list_is_paginated_and_filterable(anonymous_client):
+def test_list_is_paginated_and_filterable(token_client):
     PaperAccountFactory(system_type="paper_trading")
     PaperAccountFactory(system_type="profit_scraping", is_paused=True)
-    response = anonymous_client.get("/api/v1/accounts/")
+    response = token_client.get("/api/v1/accounts/")
     assert response.status_code == 200 and response.json()["count"] == 2
-    response = anonymous_client.get("/api/v1/accounts/", {"system_type": "profit_scraping"})
+    response = token_client.get("/api/v1/accounts/", {"system_type": "profit_scraping"})
     assert [row["is_paused"] for row in response.json()["results"]] == [True]
 
 
-def test_detail_shows_equity_figures_with_open_trades_marked_to_the_last_close(anonymous_client):
+def test_detail_shows_equity_figures_with_open_trades_marked_to_the_last_close(token_client):
     account = PaperAccountFactory()
     entry_bar = candle("BTCUSDT", "2022-02-28T22:00")
     trade = trade_open(account=account, fill_time=entry_bar.open_time, fill_price=entry_bar.open, **TradeOpenKwargsFactory()).trade
     mark = candle("BTCUSDT", "2022-02-28T23:00")
     mark.save()  # the last stored close: 43155.0
-    body = anonymous_client.get(f"/api/v1/accounts/{account.pk}/").json()
+    body = token_client.get(f"/api/v1/accounts/{account.pk}/").json()
     figures = body["figures"]
     balance = Decimal("10000") - trade.fees
     assert Decimal(body["current_balance"]) == balance
@@ -37,8 +37,8 @@ def test_detail_shows_equity_figures_with_open_trades_marked_to_the_last_close(a
     assert (figures["open_trades"], figures["closed_trades"], figures["win_rate"]) == (1, 0, None)
 
 
-def test_missing_account_is_a_404_in_the_error_shape(anonymous_client):
-    response = anonymous_client.get("/api/v1/accounts/999999/")
+def test_missing_account_is_a_404_in_the_error_shape(token_client):
+    response = token_client.get("/api/v1/accounts/999999/")
     assert response.status_code == 404
     assert set(response.json()) == {"message", "extra"}
 

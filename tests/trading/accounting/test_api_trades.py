@@ -11,7 +11,7 @@ from tests.trading.factories import PaperAccountFactory, PaperTradeFactory, Sign
 pytestmark = pytest.mark.django_db
 
 
-def test_list_filters(anonymous_client):
+def test_list_filters(token_client):
     account = PaperAccountFactory()
     at = datetime(2022, 3, 1, tzinfo=UTC)
     PaperTradeFactory(account=account, symbol="BTCUSDT", side="long", entry_time=at)
@@ -23,7 +23,7 @@ def test_list_filters(anonymous_client):
     PaperTradeFactory(entry_time=at - timedelta(days=1))  # another account
 
     def count(**params):
-        response = anonymous_client.get("/api/v1/trades/", params)
+        response = token_client.get("/api/v1/trades/", params)
         assert response.status_code == 200, response.json()
         return len(response.json()["results"])
 
@@ -36,28 +36,28 @@ def test_list_filters(anonymous_client):
     assert count(exit_time_before="2022-03-01T05:00:00Z") == 1
 
 
-def test_list_rejects_a_bad_filter_in_the_error_shape(anonymous_client):
-    response = anonymous_client.get("/api/v1/trades/", {"status": "pending", "entry_time_after": "yesterday"})
+def test_list_rejects_a_bad_filter_in_the_error_shape(token_client):
+    response = token_client.get("/api/v1/trades/", {"status": "pending", "entry_time_after": "yesterday"})
     assert response.status_code == 400
     body = response.json()
     assert body["message"] == "Validation error" and {"status", "entry_time"} <= set(body["extra"]["fields"])
 
 
-def test_list_is_cursor_paginated_newest_first(anonymous_client):
+def test_list_is_cursor_paginated_newest_first(token_client):
     trades = [PaperTradeFactory() for _ in range(5)]
-    first = anonymous_client.get("/api/v1/trades/", {"page_size": 2}).json()
+    first = token_client.get("/api/v1/trades/", {"page_size": 2}).json()
     assert [row["id"] for row in first["results"]] == [trades[4].pk, trades[3].pk]
-    second = anonymous_client.get(first["next"]).json()
+    second = token_client.get(first["next"]).json()
     assert [row["id"] for row in second["results"]] == [trades[2].pk, trades[1].pk]
 
 
-def test_detail_shows_the_stop_in_force(anonymous_client):
+def test_detail_shows_the_stop_in_force(token_client):
     trade = opened_at(PaperAccountFactory(), "BTCUSDT", "2022-02-28T22:00", stop_loss_price=Decimal("41000"), trailing_stop_pct=Decimal("0.005"))
-    body = anonymous_client.get(f"/api/v1/trades/{trade.pk}/").json()
+    body = token_client.get(f"/api/v1/trades/{trade.pk}/").json()
     # Trailing 0.5 % from the fill 41641.42662: 41433.21948690, tighter than the initial 41000.
     assert Decimal(body["active_stop_price"]) == Decimal("41433.2194869")
     assert body["active_stop_kind"] == "trailing_stop" and body["signal_features"] == trade.signal_features
-    assert anonymous_client.get("/api/v1/trades/999999/").status_code == 404
+    assert token_client.get("/api/v1/trades/999999/").status_code == 404
 
 
 def test_close_needs_authentication(anonymous_client):
@@ -108,22 +108,22 @@ def test_close_at_a_price_then_closing_again_is_a_conflict(token_client):
     assert token_client.post("/api/v1/trades/999999/close/", {"price": "1"}, format="json").status_code == 404
 
 
-def test_decisions_list_filters_and_paginates(anonymous_client):
+def test_decisions_list_filters_and_paginates(token_client):
     account = PaperAccountFactory()
     taken = SignalDecisionFactory(account=account, taken=True)
     skipped = [SignalDecisionFactory(account=account, taken=False, reason="expected pnl below threshold") for _ in range(3)]
     SignalDecisionFactory(taken=False)  # another account
-    response = anonymous_client.get("/api/v1/decisions/", {"account": account.pk, "taken": "false", "page_size": 2})
+    response = token_client.get("/api/v1/decisions/", {"account": account.pk, "taken": "false", "page_size": 2})
     body = response.json()
     assert [row["id"] for row in body["results"]] == [skipped[2].pk, skipped[1].pk] and body["next"]
-    response = anonymous_client.get("/api/v1/decisions/", {"account": account.pk, "taken": "true"})
+    response = token_client.get("/api/v1/decisions/", {"account": account.pk, "taken": "true"})
     assert [row["id"] for row in response.json()["results"]] == [taken.pk]
-    response = anonymous_client.get("/api/v1/decisions/", {"candle_time_after": "nonsense"})
+    response = token_client.get("/api/v1/decisions/", {"candle_time_after": "nonsense"})
     assert response.status_code == 400 and "candle_time" in response.json()["extra"]["fields"]
 
 
-def test_the_schema_documents_these_endpoints(anonymous_client):
-    response = anonymous_client.get("/api/schema/", {"format": "json"})
+def test_the_schema_documents_these_endpoints(token_client):
+    response = token_client.get("/api/schema/", {"format": "json"})
     assert response.status_code == 200
     paths = response.json()["paths"]
     assert {"/api/v1/accounts/{id}/pause/", "/api/v1/trades/{id}/close/", "/api/v1/decisions/"} <= set(paths)

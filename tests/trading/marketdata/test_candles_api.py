@@ -15,8 +15,8 @@ def candles(tmp_path):
     candles_import(path=write_csv(tmp_path / "ETHUSDT-1h.csv", real_rows(30, symbol="ETHUSDT")))
 
 
-def test_lists_candles_oldest_first_with_a_cursor(candles):
-    client = APIClient()
+def test_lists_candles_oldest_first_with_a_cursor(candles, token_client):
+    client = token_client
     page = client.get(URL, {"symbol": "BTCUSDT", "page_size": 20}).json()
     assert [row["open_time"] for row in page["results"]][:2] == ["2022-01-01T00:00:00Z", "2022-01-01T01:00:00Z"]
     assert page["results"][0] == {
@@ -28,8 +28,8 @@ def test_lists_candles_oldest_first_with_a_cursor(candles):
     assert len(rest["results"]) == 10 and rest["next"] is None
 
 
-def test_filters_by_symbol_timeframe_exchange_and_time_range(candles):
-    client = APIClient()
+def test_filters_by_symbol_timeframe_exchange_and_time_range(candles, token_client):
+    client = token_client
     response = client.get(
         URL,
         {"symbol": "ETH/USDT:USDT", "timeframe": "1h", "exchange": "binance",
@@ -43,8 +43,8 @@ def test_filters_by_symbol_timeframe_exchange_and_time_range(candles):
 
 
 @pytest.mark.parametrize(("params", "field"), [({"open_time_after": "yesterday"}, "open_time"), ({"timeframe": "1M"}, "timeframe")])
-def test_a_bad_filter_is_a_400_naming_it(candles, params, field):
-    response = APIClient().get(URL, params)
+def test_a_bad_filter_is_a_400_naming_it(candles, token_client, params, field):
+    response = token_client.get(URL, params)
     assert response.status_code == 400
     body = response.json()
     assert body["message"] == "Validation error"
