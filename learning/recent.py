@@ -13,6 +13,10 @@ candles the exits happened in, so "exited before `at`" means "exited in an earli
 exit during the decision candle itself is left out, whatever order symbols and systems are
 processed in within that candle, so a replay, a live worker and the research dataset agree.
 
+"Exit order" is by (exit time, entry time, symbol, P&L, success): a key that needs no id, so an
+outcome sorts the same before it is stored (a replay's memory) and after; outcomes equal in all
+of these are interchangeable in every figure.
+
 Two forms that give exactly the same numbers: `recent_record` for one live decision, and
 `recent_record_frame` for a whole dataset at once. Exactness is by construction: P&L is summed
 in integer units of 1e-10 (the precision the learning store keeps) and times in integer
@@ -83,8 +87,16 @@ def _microseconds(delta: timedelta) -> int:
     return delta // timedelta(microseconds=1)
 
 
-def _scope_values(window: list[RecentOutcome], at: datetime) -> list[float]:
-    """One scope's features from its outcomes that exited before `at`, oldest first."""
+def exit_order(outcome: RecentOutcome) -> tuple:
+    """The sort key of exit order (see the module's docstring)."""
+    return (outcome.exit_time, outcome.entry_time, outcome.symbol, pnl_units(outcome.pnl_pct), outcome.success)
+
+
+def window_figures(window: list[RecentOutcome]) -> list[float]:
+    """Mean net P&L of the last 20 and 50, win rate of the last 20 and 50, and how many of 50 there are.
+
+    `window` holds one scope's outcomes in exit order (the ones known at the time asked about).
+    """
     values: list[float] = []
     for n in RECENT_WINDOWS:
         last = window[-n:]
@@ -93,6 +105,12 @@ def _scope_values(window: list[RecentOutcome], at: datetime) -> list[float]:
         last = window[-n:]
         values.append(sum(1 for o in last if o.success) / len(last) if last else EMPTY_WIN_RATE)
     values.append(float(min(len(window), _LONGEST)))
+    return values
+
+
+def _scope_values(window: list[RecentOutcome], at: datetime) -> list[float]:
+    """One scope's features from its outcomes that exited before `at`, in exit order."""
+    values = window_figures(window)
     if window:
         latest_entry = max(o.entry_time for o in window[-_LONGEST:])
         values.append(min(_microseconds(at - latest_entry) / _US_PER_HOUR, RECENT_HOURS_CAP))
@@ -116,13 +134,12 @@ def recent_record(outcomes: Iterable[RecentOutcome], *, system_type: str, symbol
 def recent_record_of_windows(*, system_outcomes: Iterable[RecentOutcome], symbol_outcomes: Iterable[RecentOutcome], at: datetime) -> dict[str, float]:
     """The recent-record features from each scope's outcomes: those of the system, and those of the system on the symbol.
 
-    Each scope's outcomes that exited strictly before `at` are read in exit order (ties keep the
-    given order). Every figure reads only a scope's last 50 of them, so the last 50 of each
+    Each scope's outcomes that exited strictly before `at` are read in exit order. Every figure reads only a scope's last 50 of them, so the last 50 of each
     scope that exited before `at` (the learning store's rolling windows) are all it needs.
     """
     values = []
     for scope_outcomes in (system_outcomes, symbol_outcomes):
-        known = sorted((o for o in scope_outcomes if o.exit_time < at), key=lambda o: o.exit_time)
+        known = sorted((o for o in scope_outcomes if o.exit_time < at), key=exit_order)
         values += _scope_values(known, at)
     return dict(zip(RECENT_FEATURES, values))
 
@@ -147,7 +164,7 @@ def recent_record_frame(outcomes: pd.DataFrame, decisions: pd.DataFrame) -> pd.D
     """The recent-record features of many decisions at once; equal, number for number, to `recent_record`.
 
     `outcomes`: columns system_type, symbol, entry_time, exit_time, pnl_pct, success (shadow
-    included), in any order: they are put in exit order, ties keeping the given order.
+    included), in any order: they are put in exit order.
     `decisions`: columns system_type, symbol, time (the `at` of each decision).
     Returns RECENT_FEATURES as float64 columns, indexed like `decisions`.
     """
@@ -155,12 +172,13 @@ def recent_record_frame(outcomes: pd.DataFrame, decisions: pd.DataFrame) -> pd.D
     missing += [f"decisions.{c}" for c in ("system_type", "symbol", "time") if c not in decisions]
     if missing:
         raise ValueError(f"recent_record_frame: missing columns {', '.join(missing)}")
-    order = np.argsort(_epoch_microseconds(outcomes["exit_time"]), kind="stable")
-    outcomes = outcomes.iloc[order]
     exits = _epoch_microseconds(outcomes["exit_time"])
     entries = _epoch_microseconds(outcomes["entry_time"])
     pnl = np.rint(outcomes["pnl_pct"].astype("float64").to_numpy() * _PNL_SCALE).astype(np.int64)
     wins = outcomes["success"].astype(bool).to_numpy().astype(np.int64)
+    symbol_rank, _ = pd.factorize(outcomes["symbol"].astype(str), sort=True)
+    order = np.lexsort((wins, pnl, symbol_rank, entries, exits))  # exit order: the last key sorts first
+    outcomes, exits, entries, pnl, wins = outcomes.iloc[order], exits[order], entries[order], pnl[order], wins[order]
     at = _epoch_microseconds(decisions["time"])
 
     columns: list[np.ndarray] = []

@@ -15,6 +15,7 @@ from learning.recent import (
     RECENT_FEATURES,
     RECENT_HOURS_CAP,
     RecentOutcome,
+    exit_order,
     recent_record,
     recent_record_of_windows,
     recent_record_frame,
@@ -77,8 +78,8 @@ def _signals_and_outcomes(frames: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame
 @pytest.fixture(scope="module")
 def real(btc_frame, eth_frame):
     decisions, outcomes = _signals_and_outcomes({"BTCUSDT": btc_frame, "ETHUSDT": eth_frame})
-    # Stored in exit order, as the learning store receives them; ties in the order they arose.
-    outcomes.sort(key=lambda o: o.exit_time)
+    # In exit order, as the learning store's rolling windows keep them.
+    outcomes.sort(key=exit_order)
     return decisions, outcomes
 
 
@@ -179,3 +180,13 @@ def test_a_scope_without_outcomes_has_neutral_values(real):
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match="pnl_pct.*decisions.time"):
         recent_record_frame(pd.DataFrame(columns=["system_type", "symbol", "entry_time", "exit_time", "success"]), pd.DataFrame(columns=["system_type", "symbol"]))
+
+
+def test_the_order_outcomes_are_given_in_does_not_matter(real):
+    decisions, outcomes = real
+    sample = decisions.iloc[::7]
+    shuffled = _frame(outcomes).sample(frac=1.0, random_state=3)
+    pd.testing.assert_frame_equal(recent_record_frame(shuffled, sample), recent_record_frame(_frame(outcomes), sample))
+    k = sample.index[len(sample) // 2]
+    at, system, symbol = decisions.at[k, "time"], decisions.at[k, "system_type"], decisions.at[k, "symbol"]
+    assert recent_record(outcomes[::-1], system_type=system, symbol=symbol, at=at) == recent_record(outcomes, system_type=system, symbol=symbol, at=at)
