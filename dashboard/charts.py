@@ -1,19 +1,21 @@
 """Dashboard charts: matplotlib figures rendered on the server to inline SVG, cached by the data they show."""
+
+# matplotlib (~0.5 s) is imported when a chart is drawn, not when the URL conf loads: every
+# command, `manage.py check` included, would pay for it otherwise.
+from __future__ import annotations
+
 import hashlib
 import io
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import matplotlib
 from django.core.cache import cache
 from django.utils.safestring import SafeString, mark_safe
-from matplotlib import rc_context
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
 
 from dashboard import selectors
 
-# A server has no display: should anything import pyplot, it must not look for an interactive backend.
-matplotlib.use("Agg")
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # The key is a hash of the figures drawn, so a cached chart is never stale; the timeout only frees space.
 CACHE_SECONDS = 24 * 60 * 60
@@ -35,6 +37,12 @@ def _render(name: str, data: tuple, draw: Callable[[Figure, tuple], None], *, si
     key = f"dashboard:chart:{name}:{hashlib.sha256(repr(data).encode()).hexdigest()}"
     svg = cache.get(key)
     if svg is None:
+        import matplotlib
+        from matplotlib import rc_context
+        from matplotlib.figure import Figure
+
+        # A server has no display: should anything import pyplot, it must not look for an interactive backend.
+        matplotlib.use("Agg")
         with rc_context({**STYLE, "svg.hashsalt": name}):
             figure = Figure(figsize=size, layout="constrained")
             draw(figure, data)
@@ -49,6 +57,8 @@ def _render(name: str, data: tuple, draw: Callable[[Figure, tuple], None], *, si
 
 
 def _date_axis(axes) -> None:
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
     locator = AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))

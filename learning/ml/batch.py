@@ -1,23 +1,25 @@
 """Batch model retrained from all training records: time-ordered split, calibration, evaluation."""
 
+# scikit-learn is imported where a model is fitted, not here: every command imports this module
+# at start-up through the services, and scikit-learn alone costs ~1.5 s.
+from __future__ import annotations
+
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from scipy.special import expit
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import ThreadpoolController
 
 from learning.ml import metrics
-from learning.ml.online import sigmoid
+from learning.ml.online import expit, sigmoid
 from learning.ml.schema import FEATURE_SCHEMA
 from learning.ml.serialization import Artifact, dump_estimator
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
 
 BatchKind = Literal["hgb", "logistic"]
 CalibrationMethod = Literal["sigmoid", "isotonic"]
@@ -86,6 +88,11 @@ class _LinearScorer:
 
 
 def _new_estimator(kind: BatchKind, random_state: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if kind == "hgb":
         # Trade outcomes are noisy: shallow, shrunk trees; no internal early stopping because it
         # would carve a shuffled validation set out of the time-ordered training window.
@@ -106,6 +113,9 @@ def _new_estimator(kind: BatchKind, random_state: int):
 
 def _fit_calibration(scores: np.ndarray, outcomes: np.ndarray, method: CalibrationMethod) -> dict[str, Any]:
     """Map raw log-odds to probabilities, learned from outcomes the estimator was not trained on."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
     if np.unique(outcomes).size < 2:
         # Nothing to learn a mapping from; keep the estimator's own probabilities.
         return {"method": "sigmoid", "slope": 1.0, "intercept": 0.0}

@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 # Probabilities are clipped before taking logs so one overconfident miss costs a lot, not infinity.
 PROBABILITY_EPS = 1e-15
@@ -43,6 +42,9 @@ def roc_auc(y_true, probabilities) -> float | None:
     outcomes, probs = _as_arrays(y_true, probabilities)
     if np.unique(outcomes).size < 2:
         return None
+    # Imported here: scikit-learn costs ~1.5 s, and every command imports this module at start-up.
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(outcomes, probs))
 
 

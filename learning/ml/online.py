@@ -1,16 +1,21 @@
 """Online learners that update on each batch of closed trades and score themselves before learning."""
 
+# scikit-learn and scipy are imported where a model is built or a batch scored, not here: every
+# command (even `manage.py check`) imports this module through the URL conf and services.
+from __future__ import annotations
+
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.special import expit
-from sklearn.linear_model import SGDClassifier
-from sklearn.neural_network import MLPClassifier
-from sklearn.preprocessing import StandardScaler
 
 from learning.ml import metrics
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.neural_network import MLPClassifier
 
 CLASSES = np.array([0, 1])
 DEFAULT_WINDOW_SIZE = 500
@@ -25,6 +30,13 @@ def sigmoid(z: float) -> float:
         return 1.0 / (1.0 + math.exp(-z))
     odds = math.exp(z)
     return odds / (1.0 + odds)
+
+
+def expit(values: np.ndarray) -> np.ndarray:
+    """scipy's logistic over an array (scipy imported on first use, see the module's first comment)."""
+    from scipy.special import expit as scipy_expit
+
+    return scipy_expit(values)
 
 
 def _check_batch(X, y) -> tuple[np.ndarray, np.ndarray]:
@@ -101,6 +113,8 @@ class OnlineLearner:
     kind = ""
 
     def __init__(self, *, random_state: int = 0, window_size: int = DEFAULT_WINDOW_SIZE):
+        from sklearn.preprocessing import StandardScaler
+
         self.random_state = random_state
         self.window_size = window_size
         self.scaler = StandardScaler()
@@ -233,6 +247,8 @@ class SGDLearner(OnlineLearner):
 
     def _new_model(self) -> SGDClassifier:
         # A slowly decaying step keeps following drift in what makes a trade win.
+        from sklearn.linear_model import SGDClassifier
+
         return SGDClassifier(
             loss="log_loss",
             alpha=1e-4,
@@ -264,6 +280,8 @@ class PassiveAggressiveLearner(OnlineLearner):
         self.calibration = OnlinePlattScaling()
 
     def _new_model(self) -> SGDClassifier:
+        from sklearn.linear_model import SGDClassifier
+
         return SGDClassifier(
             loss="hinge",
             penalty=None,
@@ -303,6 +321,8 @@ class MLPLearner(OnlineLearner):
     kind = "mlp"
 
     def _new_model(self) -> MLPClassifier:
+        from sklearn.neural_network import MLPClassifier
+
         return MLPClassifier(
             hidden_layer_sizes=(16,),
             activation="relu",

@@ -6,8 +6,8 @@ import json
 import zipfile
 from dataclasses import dataclass
 
-import sklearn
-import skops.io
+# skops and scikit-learn (~2 s together) are imported when a model is saved or loaded, not when
+# a command starts: the services import this module, and every command imports the services.
 
 # Every type a saved online ensemble or batch model contains, and nothing else. skops itself
 # trusts any scikit-learn estimator; this list is narrower so an artifact can only hold our models.
@@ -57,6 +57,9 @@ class Artifact:
 
 def dump_estimator(obj) -> Artifact:
     """Serialize a model state (sklearn estimators, numpy arrays, builtins) with skops."""
+    import sklearn
+    import skops.io
+
     blob = skops.io.dumps(obj)
     return Artifact(blob=blob, sha256=hashlib.sha256(blob).hexdigest(), sklearn_version=sklearn.__version__)
 
@@ -81,6 +84,9 @@ def load_estimator(
     blob: bytes, *, sha256: str, sklearn_version: str, allowed_types: frozenset[str] = DEFAULT_ALLOWED
 ):
     """Load a model state, refusing tampered bytes, another scikit-learn version or unknown types."""
+    import sklearn
+    import skops.io
+
     actual_sha256 = hashlib.sha256(blob).hexdigest()
     if actual_sha256 != sha256:
         raise ModelArtifactError(f"model artifact checksum mismatch: expected {sha256}, got {actual_sha256}")
