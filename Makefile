@@ -26,7 +26,7 @@ migrate: venv
 
 # The main job (embedded default: SQLite under var/, no broker).
 run: migrate
-	$(PY) manage.py import_candles data/candles/*.csv --exchange binanceusdm
+	$(PY) manage.py import_candles data/candles/*.csv
 	$(PY) manage.py replay --engines $(ENGINES) --from 2022-01-15 --to 2023-12-31 --skip-done
 	$(PY) manage.py learning_summary
 	$(PY) manage.py ensure_admin

@@ -2,6 +2,7 @@
 
 Prices, quantities and money are Decimal; times are UTC; a candle's time is its open time.
 """
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -10,8 +11,13 @@ from learning.models import MONEY, PRICE, ExitReason, MarketRegime, Side, System
 RATE = {"max_digits": 10, "decimal_places": 8}
 
 
+def default_exchange() -> str:
+    """The exchange candles are stored under when none is named: the one replay and live trading read."""
+    return settings.TRADING_EXCHANGE
+
+
 class Candle(models.Model):
-    exchange = models.CharField(max_length=32, default="binance")
+    exchange = models.CharField(max_length=32, default=default_exchange)
     symbol = models.CharField(max_length=32)
     timeframe = models.CharField(max_length=8)
     open_time = models.DateTimeField()

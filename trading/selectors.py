@@ -12,7 +12,7 @@ from django.db.models.functions import Cast
 
 from trading.marketdata.naming import normalize_symbol, timeframe_ms
 from trading.marketdata.readers import Rejection, read_candles
-from trading.models import Candle
+from trading.models import Candle, default_exchange
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,15 @@ def _frame(open_times, values: np.ndarray, *, symbol: str, timeframe: str, excha
 
 
 def candles_frame(
-    *, symbol: str, timeframe: str, exchange: str = "binance", start: datetime | None = None, end: datetime | None = None
+    *, symbol: str, timeframe: str, exchange: str | None = None, start: datetime | None = None, end: datetime | None = None
 ) -> pd.DataFrame:
     """Stored candles as float64 columns open..volume on a UTC DatetimeIndex of open times.
 
     `start` and `end` are inclusive, like pandas' `.loc[start:end]`. The frame's `attrs` name
     the series. Floats here are for vectorised indicator code; the database keeps Decimals.
+    The exchange defaults to TRADING_EXCHANGE, as the candles' import does.
     """
+    exchange = default_exchange() if exchange is None else exchange
     candles = _series(exchange=exchange, symbol=symbol, timeframe=timeframe).order_by("open_time")
     if start is not None:
         candles = candles.filter(open_time__gte=start)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from trading.marketdata.naming import infer_symbol_timeframe, normalize_symbol, timeframe_ms, timeframe_offset_ms
 from trading.marketdata.readers import FORMATS, CandleRow, Rejection, check_candle, detect_format, read_candles
-from trading.models import Candle
+from trading.models import Candle, default_exchange
 from trading.selectors import Gap, candle_gaps
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class ImportReport:
 def candles_import(
     *,
     path: str | Path,
-    exchange: str = "binance",
+    exchange: str | None = None,
     symbol: str | None = None,
     timeframe: str | None = None,
     file_format: str = "auto",
@@ -173,10 +173,14 @@ def candles_import(
     """Load a candle file: good rows stored in batches (one transaction each), bad rows reported by line.
 
     Importing the same file again stores nothing new. Symbol and timeframe come from the file
-    name (`BTCUSDT-1h.csv`) unless given. `progress` is called with the number of rows handled
-    since its previous call. Raises ValidationError naming each argument that cannot be used.
+    name (`BTCUSDT-1h.csv`) unless given; the exchange defaults to TRADING_EXCHANGE, the one
+    replay and live trading read. `progress` is called with the number of rows handled since its
+    previous call. Raises ValidationError naming each argument that cannot be used.
     """
     path = Path(path)
+    if not path.is_file():
+        raise ValidationError({"path": f"{path} does not exist." if not path.exists() else f"{path} is not a file."})
+    exchange = default_exchange() if exchange is None else exchange
     inferred_symbol, inferred_timeframe = infer_symbol_timeframe(path)
     symbol = normalize_symbol(symbol) if symbol else inferred_symbol
     timeframe = timeframe or inferred_timeframe

@@ -4,6 +4,7 @@ import json
 from django.core.management.base import BaseCommand
 
 from learning.services.models import batch_retrain
+from tradelearn.console import results_printed_by_command
 
 
 class Command(BaseCommand):
@@ -13,7 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
 
     def handle(self, *args, **options):
-        result = batch_retrain()
+        # The retrain's log lines ("Batch retrain ...", "Activated ...") say what the lines below print.
+        with results_printed_by_command("learning", verbosity=options["verbosity"]):
+            result = batch_retrain()
         if options["json"]:
             self.stdout.write(json.dumps(result.__dict__, default=str))
             return

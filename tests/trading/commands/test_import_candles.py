@@ -1,5 +1,8 @@
 """manage.py import_candles: a summary per file, rejected rows listed, non-zero only when nothing was read."""
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -8,6 +11,7 @@ from tests.trading.marketdata.candle_files import BTC_CSV, real_rows, write_csv
 from trading.models import Candle
 
 pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def run(*args) -> str:
@@ -47,3 +51,30 @@ def test_symbol_and_timeframe_options_and_unusable_names(tmp_path):
     with pytest.raises(CommandError):
         run(str(path))
     assert "ETHUSDT 1h (csv)" in run(str(path), "--symbol", "ETHUSDT", "--timeframe", "1h", "--format", "csv")
+
+
+def test_a_missing_file_is_named_as_missing(tmp_path):
+    good = write_csv(tmp_path / "BTCUSDT-1h.csv", real_rows(4))
+    output = run(str(good), str(tmp_path / "nope.csv"))
+    assert f"{tmp_path / 'nope.csv'}: {tmp_path / 'nope.csv'} does not exist." in output
+    assert "infer" not in output
+
+
+def test_the_default_exchange_is_the_one_replay_reads(settings):
+    # Imported with every default, then replayed with every default: the replay finds the candles.
+    run(str(BTC_CSV))
+    assert set(Candle.objects.values_list("exchange", flat=True)) == {settings.TRADING_EXCHANGE}
+    out = StringIO()
+    call_command("replay", "--symbols", "BTCUSDT", "--from", "2022-03-01", "--to", "2022-03-03", "--no-learning", "--no-progress", stdout=out)
+    assert "Replayed 72 candles" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_result_is_printed_once(subprocess_env):
+    # As a user sees it: the command's own summary, and no log line repeating it on the console.
+    result = subprocess.run(
+        [sys.executable, "manage.py", "import_candles", str(BTC_CSV)], cwd=ROOT, env=subprocess_env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    console = result.stdout + result.stderr
+    assert console.count("17520 loaded") == 1, console

@@ -22,7 +22,7 @@ def test_database_and_file_frames_are_identical(tmp_path):
     assert list(stored.columns) == ["open", "high", "low", "close", "volume"]
     assert (stored.dtypes == "float64").all()
     pd.testing.assert_frame_equal(stored, read, check_freq=False)
-    assert stored.attrs == {"symbol": "ETHUSDT", "timeframe": "1h", "exchange": "binance"}
+    assert stored.attrs == {"symbol": "ETHUSDT", "timeframe": "1h", "exchange": "binanceusdm"}  # TRADING_EXCHANGE
 
 
 @pytest.mark.django_db

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def test_bundled_slice_imports_once_and_twice_changes_nothing():
     first = candles_import(path=BTC_CSV, batch_size=4000)
     assert (first.read, first.loaded, first.already_present, first.rejected, first.gaps) == (17520, 17520, 0, 0, [])
-    assert (first.symbol, first.timeframe, first.exchange, first.file_format) == ("BTCUSDT", "1h", "binance", "csv")
+    assert (first.symbol, first.timeframe, first.exchange, first.file_format) == ("BTCUSDT", "1h", "binanceusdm", "csv")
     assert first.first_open_time == datetime(2022, 1, 1, tzinfo=UTC)
     assert first.last_open_time == datetime(2023, 12, 31, 23, tzinfo=UTC)
     second = candles_import(path=BTC_CSV)
@@ -83,11 +83,20 @@ def test_symbol_and_timeframe_given_override_the_file_name(tmp_path):
 
 def test_unusable_arguments_are_named(tmp_path):
     with pytest.raises(ValidationError) as error:
-        candles_import(path=tmp_path / "candles.csv", file_format="xlsx")
+        candles_import(path=write_csv(tmp_path / "candles.csv", real_rows(2)), file_format="xlsx")
     assert set(error.value.message_dict) == {"symbol", "timeframe", "file_format"}
     with pytest.raises(ValidationError) as error:
-        candles_import(path=tmp_path / "BTCUSDT-1M.csv")
+        candles_import(path=write_csv(tmp_path / "BTCUSDT-1M.csv", real_rows(2)))
     assert "is not supported" in error.value.message_dict["timeframe"][0]
+
+
+def test_a_missing_file_is_the_only_problem_named(tmp_path):
+    with pytest.raises(ValidationError) as error:
+        candles_import(path=tmp_path / "nope.csv")
+    assert error.value.message_dict == {"path": [f"{tmp_path / 'nope.csv'} does not exist."]}
+    with pytest.raises(ValidationError) as error:
+        candles_import(path=tmp_path)
+    assert error.value.message_dict == {"path": [f"{tmp_path} is not a file."]}
 
 
 def test_progress_is_reported_per_batch(tmp_path):

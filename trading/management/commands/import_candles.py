@@ -1,10 +1,12 @@
 """Import candle files (project CSV, Binance klines, freqtrade JSON) and summarise what was stored."""
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from tradelearn.console import results_printed_by_command
 from trading.marketdata.readers import FORMATS
-from trading.services.candles import candles_import
+from trading.services import candles
 
 
 class Command(BaseCommand):
@@ -15,22 +17,32 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", metavar="FILE")
-        parser.add_argument("--exchange", default="binance")
+        parser.add_argument(
+            "--exchange",
+            default=settings.TRADING_EXCHANGE,
+            help=f"Exchange the candles are stored under (default TRADING_EXCHANGE, {settings.TRADING_EXCHANGE}: the one replay and live trading read).",
+        )
         parser.add_argument("--symbol", help="Symbol for every file (default: from each file name).")
         parser.add_argument("--timeframe", help="Timeframe for every file, e.g. 1h (default: from each file name).")
         parser.add_argument("--format", dest="file_format", default="auto", choices=("auto", *FORMATS))
         parser.add_argument("--show-rejections", type=int, default=10, metavar="N", help="Rejected rows to print per file.")
 
-    def handle(self, *args, files, exchange, symbol, timeframe, file_format, show_rejections, **options):
+    def handle(self, *args, **options):
+        with results_printed_by_command(candles.__name__, verbosity=options["verbosity"]):
+            self._import(**options)
+
+    def _import(self, *, files, exchange, symbol, timeframe, file_format, show_rejections, **options):
         total_read = 0
         for path in files:
             with tqdm(desc=path, unit=" candles", disable=None, leave=False) as bar:
                 try:
-                    report = candles_import(
+                    report = candles.candles_import(
                         path=path, exchange=exchange, symbol=symbol, timeframe=timeframe, file_format=file_format, progress=bar.update
                     )
                 except ValidationError as error:
-                    problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in error.message_dict.items())
+                    problems = "; ".join(
+                        " ".join(messages) if name == "path" else f"{name}: {' '.join(messages)}" for name, messages in error.message_dict.items()
+                    )
                     self.stderr.write(f"{path}: {problems}")
                     continue
             total_read += report.read
