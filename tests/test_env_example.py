@@ -6,7 +6,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Directories that are not the project's own code.
 NOT_SOURCE = {".venv", "tests", "benchmarks", "scripts", "var", "node_modules", ".git"}
-ENV_READERS = {"env_str", "env_bool", "env_int", "env_float", "env_list", "env_database", "env_cache", "env_url"}
+# tradelearn.env's readers are the functions named env_*.
+ENV_READER_PREFIX = "env_"
 
 
 def _project_sources():
@@ -19,9 +20,9 @@ def _project_sources():
 def _name_of(call: ast.Call) -> str | None:
     """The variable name a call reads from the environment, or None when it reads none."""
     function = call.func
-    if isinstance(function, ast.Name) and function.id in ENV_READERS:
+    if isinstance(function, ast.Name) and function.id.startswith(ENV_READER_PREFIX):
         pass
-    elif isinstance(function, ast.Attribute) and function.attr in ENV_READERS:
+    elif isinstance(function, ast.Attribute) and function.attr.startswith(ENV_READER_PREFIX):
         pass
     elif isinstance(function, ast.Attribute) and function.attr in ("get", "setdefault", "getenv") and "environ" in ast.unparse(function.value) + function.attr:
         pass

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trading', '0001_initial'),
+        ('trading', '0002_market_feed_status'),
     ]
 
     operations = [
