@@ -22,13 +22,21 @@ Two forms that give exactly the same numbers: `recent_record` for one live decis
 in integer units of 1e-10 (the precision the learning store keeps) and times in integer
 microseconds, and each figure is a single float division in both forms.
 """
+
+# pandas (~1 s) is imported by the vectorised form only: the feature schema imports this module,
+# and every command (even `manage.py check`) imports the schema.
+from __future__ import annotations
+
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RECENT_WINDOWS = (20, 50)
 RECENT_SCOPES = ("system", "symbol")
@@ -146,12 +154,11 @@ def recent_record_of_windows(*, system_outcomes: Iterable[RecentOutcome], symbol
 
 # -- the vectorised form ------------------------------------------------------------------------
 
-_EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
-
-
 def _epoch_microseconds(times: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     times = pd.to_datetime(times, utc=True)
-    return ((times - _EPOCH) // pd.Timedelta(microseconds=1)).to_numpy(dtype=np.int64)
+    return ((times - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(microseconds=1)).to_numpy(dtype=np.int64)
 
 
 def _group_keys(frame: pd.DataFrame, scope: str) -> pd.Series:
@@ -168,6 +175,8 @@ def recent_record_frame(outcomes: pd.DataFrame, decisions: pd.DataFrame) -> pd.D
     `decisions`: columns system_type, symbol, time (the `at` of each decision).
     Returns RECENT_FEATURES as float64 columns, indexed like `decisions`.
     """
+    import pandas as pd
+
     missing = [c for c in ("system_type", "symbol", "entry_time", "exit_time", "pnl_pct", "success") if c not in outcomes]
     missing += [f"decisions.{c}" for c in ("system_type", "symbol", "time") if c not in decisions]
     if missing:
