@@ -97,6 +97,29 @@ def describe_failure(error: BaseException) -> str:
     ccxt wraps a requests error, which wraps urllib3's, which wraps the socket's: the innermost
     one says what actually went wrong, the outer ones only where.
     """
+    chain = _causes(error)
+    host = next((found for item in chain if (found := _host_of(item))), None)
+    for item in chain:
+        if _unresolved(item):
+            return f"cannot resolve host {host}" if host else "cannot resolve the exchange's host"
+    for item in chain:
+        if isinstance(item, ConnectionRefusedError):
+            return f"connection refused by {host}" if host else "connection refused"
+        if isinstance(item, TimeoutError | socket.timeout) or "Timeout" in type(item).__name__:
+            return f"timed out talking to {host}" if host else "timed out"
+    root = chain[-1]
+    text = " ".join(str(root).split())
+    return f"{type(root).__name__}: {text}"[:300] if text else type(root).__name__
+
+
+def failure_is_lasting(error: BaseException) -> bool:
+    """Whether retrying within seconds cannot help: the host's name does not resolve (no network,
+    or a wrong host), or nothing listens there. Timeouts, resets and 5xx answers may pass."""
+    return any(_unresolved(item) or isinstance(item, ConnectionRefusedError) for item in _causes(error))
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error and what caused it, outermost first."""
     chain = []
     current: BaseException | None = error
     while current is not None and current not in chain and len(chain) < 10:
@@ -107,18 +130,11 @@ def describe_failure(error: BaseException) -> str:
         if following is None and isinstance(getattr(current, "reason", None), BaseException):
             following = current.reason  # urllib3's MaxRetryError.reason
         current = following
-    host = next((found for item in chain if (found := _host_of(item))), None)
-    for item in chain:
-        if isinstance(item, socket.gaierror) or type(item).__name__ == "NameResolutionError":
-            return f"cannot resolve host {host}" if host else "cannot resolve the exchange's host"
-    for item in chain:
-        if isinstance(item, ConnectionRefusedError):
-            return f"connection refused by {host}" if host else "connection refused"
-        if isinstance(item, TimeoutError | socket.timeout) or "Timeout" in type(item).__name__:
-            return f"timed out talking to {host}" if host else "timed out"
-    root = chain[-1]
-    text = " ".join(str(root).split())
-    return f"{type(root).__name__}: {text}"[:300] if text else type(root).__name__
+    return chain
+
+
+def _unresolved(item: BaseException) -> bool:
+    return isinstance(item, socket.gaierror) or type(item).__name__ == "NameResolutionError"
 
 
 def _host_of(item: BaseException) -> str | None:

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from trading.marketdata.feeds import describe_failure, failure_is_lasting
 from trading.marketdata.naming import infer_symbol_timeframe, normalize_symbol, timeframe_ms, timeframe_offset_ms
 from trading.marketdata.readers import FORMATS, CandleRow, Rejection, check_candle, detect_format, read_candles
 from trading.models import Candle, default_exchange
@@ -288,13 +289,15 @@ def _call_with_retries(
         try:
             return call()
         except TRANSIENT_ERRORS as error:
+            if failure_is_lasting(error):
+                raise  # no network, or a wrong host: backing off for a minute would only hide the cause
             if attempt >= max_retries:
-                logger.error("%s failed after %d retries: %s", what, max_retries, error)
+                logger.error("%s failed after %d retries: %s", what, max_retries, describe_failure(error))
                 raise
             delay = min(backoff_seconds * 2**attempt, MAX_BACKOFF_SECONDS)
             attempt += 1
             report.retries += 1
-            logger.warning("%s: %s: %s; retry %d of %d in %.1f s", what, type(error).__name__, error, attempt, max_retries, delay)
+            logger.warning("%s: %s; retry %d of %d in %.1f s", what, describe_failure(error), attempt, max_retries, delay)
             sleep(delay)
 
 
@@ -317,8 +320,8 @@ def candles_fetch(
     Each symbol resumes after its last stored candle (or from `since`, or a one-page backfill
     when nothing is stored); the still-forming candle is never stored. Every page is stored in
     its own transaction, so a failure keeps what came before and the next run resumes from it,
-    without gaps or duplicates. Transient errors (TRANSIENT_ERRORS) are retried with
-    exponential backoff (from `backoff_seconds`, default DEFAULT_BACKOFF_SECONDS) up to
+    without gaps or duplicates. Transient errors (TRANSIENT_ERRORS) are retried, unless their cause
+    lasts (a host that does not resolve or refuses: failure_is_lasting), with exponential backoff (from `backoff_seconds`, default DEFAULT_BACKOFF_SECONDS) up to
     `max_retries` times, then raised. Symbols are ccxt market symbols (`BTC/USDT:USDT`) and are
     stored normalised (`BTCUSDT`).
     """

@@ -6,6 +6,7 @@ import requests
 from django.core.management import CommandError, call_command
 
 from tests.trading.marketdata.exchange_replay import UNAVAILABLE, RecordedBinanceSession
+from tests.trading.marketdata.test_feeds import unreachable_client
 from trading.models import Candle
 
 pytestmark = pytest.mark.django_db
@@ -47,3 +48,17 @@ def test_bad_arguments_are_named(exchange):
         run("--symbols", "BTC/USDT:USDT", "--since", "soon")
     with pytest.raises(CommandError, match="exchange: Unknown exchange 'nowhere'"):
         run("--exchange", "nowhere", "--symbols", "BTC/USDT:USDT")
+
+
+def test_without_network_the_root_cause_is_one_line_at_once(monkeypatch):
+    # A real ccxt client whose host cannot resolve, as on a machine without network: no retries
+    # (waiting would not bring the network back), and the cause named, not just "NetworkError".
+    monkeypatch.setattr("trading.services.candles.exchange_client", lambda exchange: unreachable_client())
+    waits = []
+    monkeypatch.setattr("trading.services.candles.time.sleep", waits.append)
+    with pytest.raises(CommandError) as error:
+        run("--symbols", "BTC/USDT:USDT", "--since", "2023-12-30")
+    message = str(error.value)
+    assert message.startswith("binanceusdm: cannot resolve host fapi.exchange.invalid")
+    assert "\n" not in message
+    assert waits == []

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from trading.marketdata.feeds import describe_failure, failure_is_lasting
 from trading.services.candles import TRANSIENT_ERRORS, candles_fetch
 
 
@@ -41,5 +42,8 @@ class Command(BaseCommand):
         except ValidationError as error:
             raise CommandError("; ".join(f"{name}: {' '.join(messages)}" for name, messages in error.message_dict.items())) from None
         except TRANSIENT_ERRORS as error:
-            raise CommandError(f"{exchange} kept failing ({type(error).__name__}: {error}); what was fetched is stored, run again to resume") from None
+            cause = describe_failure(error)
+            if failure_is_lasting(error):
+                raise CommandError(f"{exchange}: {cause} (is this machine online?); what was fetched is stored, run again to resume") from None
+            raise CommandError(f"{exchange} kept failing ({cause}); what was fetched is stored, run again to resume") from None
         self.stdout.write(f"{report.stored} new candles stored")
