@@ -14,8 +14,10 @@ WARM_UP_CALLS = 1_000
 def main() -> None:
     setup_django(postgres_url("tradelearn_bench_models"))
     from learning.services import store_trade_outcomes
-    from learning.services.models import batch_retrain, hybrid_predict, online_update
-    from tests.learning.models_.conftest import learnable_features, learnable_outcomes
+    from learning.services.online import online_update
+    from learning.services.prediction import hybrid_predict
+    from learning.services.retrain import batch_retrain
+    from tests.learning.learnable import learnable_features, learnable_outcomes
 
     outcomes = learnable_outcomes(RECORDS, seed=1)
     for start in range(0, RECORDS, 2000):

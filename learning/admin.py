@@ -20,7 +20,7 @@ from learning.models import (
     TrainingRecord,
 )
 from learning.services.aggregates import OutcomeFacts, aggregates_rebuild
-from learning.services.models import model_version_activate, model_version_rollback
+from learning.services.versions import model_version_activate, model_version_rollback
 from learning.services.outcomes import (
     store_trade_outcome,
     training_record_correct,

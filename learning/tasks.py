@@ -7,7 +7,9 @@ from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from learning.services.aggregates import aggregates_rebuild
-from learning.services.models import batch_retrain, feature_importance_model_refresh, online_update
+from learning.services.online import online_update
+from learning.services.retrain import batch_retrain
+from learning.services.versions import feature_importance_model_refresh
 from learning.services.retention import training_records_prune
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, RedisConnectionError)

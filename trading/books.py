@@ -23,7 +23,7 @@ from django.db.models.functions import TruncDate
 
 from learning.ml.hybrid import HybridPrediction
 from learning.services import get_signal_recommendation
-from learning.services.models import hybrid_predict
+from learning.services.prediction import hybrid_predict
 from learning.services.session import LearningSession
 from learning.types import SignalContext, SignalRecommendation
 from tradelearn.bulk import bulk_insert, bulk_update_rows

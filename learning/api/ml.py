@@ -18,14 +18,10 @@ from learning.api.serializers import (
 )
 from learning.models import ModelVersion
 from learning.selectors import hybrid_status, online_stats
-from learning.services.models import (
-    ExampleInput,
-    hybrid_predict,
-    model_version_activate,
-    model_version_rollback,
-    online_update,
-    training_examples_add,
-)
+from learning.services.examples import ExampleInput, training_examples_add
+from learning.services.online import online_update
+from learning.services.prediction import hybrid_predict
+from learning.services.versions import model_version_activate, model_version_rollback
 from learning.tasks import online_update_task
 
 

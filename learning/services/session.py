@@ -39,23 +39,21 @@ from learning.services.aggregates import (
     SignalQualityAggregate,
     StrategyPerformanceAggregate,
 )
-from learning.services.models import (
+from learning.services.online import online_checkpoint
+from learning.services.prediction import hybrid_predict
+from learning.services.retrain import (
     RETRAIN_ALREADY_RUNNING,
     RETRAIN_LEASE,
     RetrainResult,
-    _lease_acquire,
-    _lease_release,
-    _retrain_lease_release,
-    _load_model,
-    _schema_vector,
-    _training_matrix,
-    batch_model,
     batch_no_version,
     batch_training_problem,
     batch_version_adopt,
-    hybrid_predict,
-    online_checkpoint,
+    lease_acquire,
+    lease_release,
+    retrain_lease_release,
 )
+from learning.services.training_data import schema_vector, training_matrix
+from learning.services.versions import batch_model, load_model
 from learning.services.outcomes import store_trade_outcomes
 from learning.services.recommendation import Evidence, get_signal_recommendation
 from learning.types import SignalContext, SignalRecommendation, TradeOutcome
@@ -116,7 +114,7 @@ class LearningSession:
         active = {version.kind: version for version in ModelVersion.objects.filter(active=True)}
         online = active.get(ModelKind.ONLINE)
         if online is not None:
-            self.ensemble, self._online_version = _load_model(online), online.version
+            self.ensemble, self._online_version = load_model(online), online.version
         self._samples_saved = self.ensemble.samples_seen
         batch = active.get(ModelKind.BATCH)
         if batch is not None:
@@ -166,7 +164,7 @@ class LearningSession:
         _fold(_QUALITY, self._quality[facts.strategy_type], quality_key[1], quality_key, facts)
         _fold(_STRATEGY, self._cells[strategy_key[2:]], strategy_key, strategy_key, facts)
         _fold(_SIZING, self._sizing, sizing_key, sizing_key, facts)
-        vector, label = _schema_vector(outcome.features), int(facts.success)
+        vector, label = schema_vector(outcome.features), int(facts.success)
         self._pending.append((outcome, vector, label))
         if vector is None:
             self.skipped += 1
@@ -256,7 +254,7 @@ class LearningSession:
         if self._pending:
             raise RuntimeError("write the observed outcomes before retraining")
         self.retrain_finish()
-        token = _lease_acquire(RETRAIN_LEASE)
+        token = lease_acquire(RETRAIN_LEASE)
         if token is None:
             self._retrain = _Retrain(result=RetrainResult.untrained(RETRAIN_ALREADY_RUNNING))
             return
@@ -290,7 +288,7 @@ class LearningSession:
                     )
         finally:
             if retrain.token is not None:
-                _retrain_lease_release(retrain.token, result)
+                retrain_lease_release(retrain.token, result)
         if result.activated:
             version = ModelVersion.objects.get(kind=ModelKind.BATCH, active=True)
             self._batch, self._batch_version = batch_model(version), version
@@ -305,7 +303,7 @@ class LearningSession:
         """Stop the workers; a retrain not adopted by now is dropped (its lease released)."""
         retrain, self._retrain = self._retrain, None
         if retrain is not None and retrain.token is not None:
-            _lease_release(RETRAIN_LEASE, retrain.token, {"reason": "replay stopped before adopting it"})
+            lease_release(RETRAIN_LEASE, retrain.token, {"reason": "replay stopped before adopting it"})
         for worker in (self._online_worker, self._batch_worker):
             if worker is not None:
                 worker.close()
@@ -348,14 +346,14 @@ class _Retrain:
 
 
 class _History:
-    """The stored records batch_retrain trains on (`_training_matrix`), read once and kept in step by the session's writes.
+    """The stored records batch_retrain trains on (`training_matrix`), read once and kept in step by the session's writes.
 
     A replay's session is the only writer of records while it runs, so this equals what the
     database would return, without reading and decoding every record again at each retrain.
     """
 
     def __init__(self):
-        X, y, exit_times, ids, self.skipped = _training_matrix(None)
+        X, y, exit_times, ids, self.skipped = training_matrix(None)
         self._vectors, self._outcomes = list(X), y.tolist()
         self._exit_times, self._ids = list(exit_times), list(ids)
 

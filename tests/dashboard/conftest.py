@@ -10,7 +10,8 @@ from factory import Iterator, fuzzy
 
 from learning.models import SystemType, TrainingRecord
 from learning.services import store_trade_outcomes
-from learning.services.models import batch_retrain, online_update
+from learning.services.online import online_update
+from learning.services.retrain import batch_retrain
 from tests.conftest import BUNDLED_CANDLES
 from tests.factories import TradeOutcomeFactory
 from trading.engine import TradingEngine

@@ -13,7 +13,7 @@ from hypothesis.errors import Unsatisfiable
 from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 
-from tests.learning.models_.conftest import store_learnable
+from tests.learning.learnable import store_learnable
 from tradelearn.wsgi import application
 from trading.services.accounts import account_create
 

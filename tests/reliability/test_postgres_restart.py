@@ -8,7 +8,7 @@ import pytest
 from django.db import connections
 
 from tests.conftest import service_missing
-from tests.learning.models_.conftest import store_learnable
+from tests.learning.learnable import store_learnable
 from tests.reliability.conftest import (
     EXCHANGE,
     FIRST_TICK,

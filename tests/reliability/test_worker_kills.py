@@ -5,8 +5,9 @@ from decimal import Decimal
 import pytest
 
 from learning.models import LearningLease, ModelKind, ModelVersion, OnlineLearningState, TrainingRecord
-from learning.services.models import RETRAIN_LEASE, _load_model
-from tests.learning.models_.conftest import store_learnable
+from learning.services.retrain import RETRAIN_LEASE
+from learning.services.versions import load_model
+from tests.learning.learnable import store_learnable
 from tests.reliability.conftest import (
     EXCHANGE,
     FIRST_TICK,
@@ -109,7 +110,7 @@ def test_killed_workers_redo_their_tick_and_update_and_the_books_equal_a_run_wit
     assert online.samples_seen == state.samples_learned and online.trained_through_record_id == TrainingRecord.objects.latest("id").id
     assert_one_active_version_per_kind()
     for version in ModelVersion.objects.all():
-        _load_model(version)  # no half-written artifact: every stored version loads and matches its sha256
+        load_model(version)  # no half-written artifact: every stored version loads and matches its sha256
     assert books(account) == reference and PaperAccount.objects.get(pk=account.pk).current_balance == reference["balance"]
     assert PaperTrade.objects.filter(account=account).count() == len(reference["trades"])
     assert_rebuild_equals_incremental()

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 
-from tests.learning.models_.conftest import store_learnable
+from tests.learning.learnable import store_learnable
 from tradelearn.api.errors import API_PREFIXES
 from trading.services.accounts import account_create
 
@@ -64,7 +64,7 @@ def rows():
     """Rows for the routes' ids to point at, so a refusal is not merely a 404."""
     account = account_create(name="victim", system_type="paper_trading", starting_balance=Decimal("10000"))
     store_learnable(200)
-    from learning.services.models import batch_retrain
+    from learning.services.retrain import batch_retrain
 
     batch_retrain()
     from learning.models import ModelVersion

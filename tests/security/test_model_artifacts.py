@@ -6,8 +6,10 @@ from sklearn.ensemble import RandomForestClassifier
 
 from learning.ml.serialization import dump_estimator
 from learning.models import ModelVersion
-from learning.services.models import batch_retrain, hybrid_predict, model_version_activate
-from tests.learning.models_.conftest import learnable_features, store_learnable
+from learning.services.prediction import hybrid_predict
+from learning.services.retrain import batch_retrain
+from learning.services.versions import model_version_activate
+from tests.learning.learnable import learnable_features, store_learnable
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +47,7 @@ def test_a_tampered_version_is_refused_and_the_previous_one_keeps_serving(tamper
     # Made active behind the services' back (a hand-edited row): the serving process refuses to load it.
     ModelVersion.objects.filter(pk=first.pk).update(active=False)
     ModelVersion.objects.filter(pk=second.pk).update(active=True)
-    with caplog.at_level(logging.ERROR, logger="learning.services.models"):
+    with caplog.at_level(logging.ERROR, logger="learning.services.prediction"):
         after = hybrid_predict(features=features)
     assert after == before
     assert "Refusing to load model batch-0002" in caplog.text and reason in caplog.text

@@ -3,7 +3,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from learning.services.models import online_update
+from learning.services.online import online_update
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from learning.services.models import batch_retrain
+from learning.services.retrain import batch_retrain
 from tradelearn.console import results_printed_by_command
 
 

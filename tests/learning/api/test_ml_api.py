@@ -8,8 +8,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from learning.models import ModelVersion, TrainingExample
-from learning.services.models import batch_retrain, online_update
-from tests.learning.models_.conftest import fresh_model_state, learnable_features, store_learnable  # noqa: F401
+from learning.services.online import online_update
+from learning.services.retrain import batch_retrain
+from tests.learning.learnable import fresh_model_state, learnable_features, store_learnable  # noqa: F401
 from tradelearn.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db

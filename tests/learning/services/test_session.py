@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from learning.ml.schema import FEATURE_SCHEMA
-from learning.services.models import _training_matrix
+from learning.services.training_data import training_matrix
 from learning.services.outcomes import store_trade_outcomes
 from learning.services.session import LearningSession
 from tests.factories import TradeOutcomeFactory
@@ -36,7 +36,7 @@ def test_the_sessions_training_history_is_what_batch_retrain_reads(settings):
 
     for as_of in (start + timedelta(hours=hours) for hours in (50, 180, 333, 10_000)):
         X, y, ids, exit_times = session._history.before(as_of)
-        stored_X, stored_y, stored_exit_times, stored_ids, _ = _training_matrix(as_of)
+        stored_X, stored_y, stored_exit_times, stored_ids, _ = training_matrix(as_of)
         assert ids == stored_ids and exit_times == stored_exit_times and len(ids) > 0
         np.testing.assert_array_equal(X, stored_X)
         np.testing.assert_array_equal(y, stored_y)

@@ -7,7 +7,7 @@ from django.db.models import Max, Sum
 
 from learning.models import ModelKind, ModelVersion, OnlineLearningState, TrainingRecord
 from learning.services.aggregates import aggregates_rebuild
-from learning.services.models import online_update
+from learning.services.online import online_update
 from tests.conftest import aggregates_snapshot
 from tests.trading.engine.test_replay import wipe
 from trading.engine import BarSource, TradingEngine

@@ -4,9 +4,12 @@ import math
 import pytest
 from django.core.exceptions import ValidationError
 
-from learning.services.models import batch_retrain, hybrid_predict, model_version_activate, online_update
+from learning.services.online import online_update
+from learning.services.prediction import hybrid_predict
+from learning.services.retrain import batch_retrain
+from learning.services.versions import model_version_activate
 from learning.models import ModelVersion
-from tests.learning.models_.conftest import learnable_features, store_learnable
+from tests.learning.learnable import learnable_features, store_learnable
 
 pytestmark = pytest.mark.django_db
 

@@ -7,16 +7,10 @@ import pytest
 from learning.ml.schema import FEATURE_SCHEMA
 from learning.models import FeatureImportance, LearningLease, ModelVersion
 from learning.services import store_trade_outcomes
-from learning.services.models import (
-    ALL_STRATEGIES,
-    RETRAIN_ALREADY_RUNNING,
-    RETRAIN_LEASE,
-    _lease_acquire,
-    _lease_release,
-    batch_retrain,
-)
+from learning.services.retrain import RETRAIN_ALREADY_RUNNING, RETRAIN_LEASE, batch_retrain, lease_acquire, lease_release
+from learning.services.versions import ALL_STRATEGIES
 from tests.factories import TradeOutcomeFactory
-from tests.learning.models_.conftest import START, learnable_outcomes, store_learnable
+from tests.learning.learnable import START, learnable_outcomes, store_learnable
 
 pytestmark = pytest.mark.django_db
 
@@ -56,13 +50,13 @@ def test_a_challenger_that_does_not_beat_the_champion_on_the_same_window_stays_i
 
 
 def test_a_champion_that_keeps_beating_challengers_is_not_read_back_from_its_artifact(monkeypatch):
-    from learning.services import models
+    from learning.services import versions
 
     store_learnable(200)
     batch_retrain()
     loads = []
-    monkeypatch.setattr(models, "_load_model", lambda version: loads.append(version.version) or pytest.fail("reloaded"))
-    for _ in range(models._BATCH_MODELS_KEPT + 2):  # more challengers than the cache holds
+    monkeypatch.setattr(versions, "load_model", lambda version: loads.append(version.version) or pytest.fail("reloaded"))
+    for _ in range(versions.BATCH_MODELS_KEPT + 2):  # more challengers than the cache holds
         assert not batch_retrain().activated
     assert loads == []
 
@@ -102,10 +96,10 @@ def test_too_few_records_or_one_class_write_no_version():
 
 def test_a_second_retrain_returns_at_once_while_one_runs():
     store_learnable(100)
-    token = _lease_acquire(RETRAIN_LEASE)
+    token = lease_acquire(RETRAIN_LEASE)
     result = batch_retrain()
     assert (result.version, result.reason) == (None, RETRAIN_ALREADY_RUNNING)
-    _lease_release(RETRAIN_LEASE, token, {})
+    lease_release(RETRAIN_LEASE, token, {})
     assert batch_retrain().activated
     lease = LearningLease.objects.get(name=RETRAIN_LEASE)
     assert lease.holder == "" and lease.last_result["version"] == "batch-0001"
@@ -114,5 +108,5 @@ def test_a_second_retrain_returns_at_once_while_one_runs():
 def test_a_lease_left_by_a_killed_worker_expires(settings):
     store_learnable(100)
     settings.CELERY_TASK_TIME_LIMIT = 0
-    _lease_acquire(RETRAIN_LEASE)
+    lease_acquire(RETRAIN_LEASE)
     assert batch_retrain().activated

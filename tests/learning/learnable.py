@@ -1,4 +1,4 @@
-"""Fixtures for the model tests: trades a model can learn from, and no model state kept between tests."""
+"""Trades a model can learn from, and a fixture that keeps no model state between tests (imported where needed)."""
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -7,7 +7,8 @@ import pytest
 
 from learning.ml.schema import FEATURE_SCHEMA
 from learning.services import store_trade_outcomes
-from learning.services import models as model_services
+from learning.services.online import trainer_cache_clear
+from learning.services.prediction import served_models_forget
 from tests.factories import TradeOutcomeFactory
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -60,8 +61,8 @@ def store_learnable(n_trades: int, *, seed: int = 0, start: datetime = START, **
 def fresh_model_state(settings):
     """Every test sees model versions as soon as they are activated, and nothing loaded by another test."""
     settings.LEARNING_MODEL_RECHECK_SECONDS = 0.0
-    model_services._active_models.reset()
-    model_services._trainer_cache.take(None)
+    served_models_forget()
+    trainer_cache_clear()
     yield
-    model_services._active_models.reset()
-    model_services._trainer_cache.take(None)
+    served_models_forget()
+    trainer_cache_clear()

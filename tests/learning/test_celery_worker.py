@@ -11,9 +11,9 @@ import redis
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from learning.models import ModelVersion, OnlineLearningState
-from tests.learning.models_.conftest import store_learnable
+from tests.learning.learnable import fresh_model_state, store_learnable  # noqa: F401  (autouse)
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -9,14 +9,16 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from learning.models import FeatureImportance, ModelVersion, TrainingRecord
 from learning.selectors import hybrid_status, online_stats
-from learning.services.models import ALL_STRATEGIES, batch_retrain, online_update
+from learning.services.online import online_update
+from learning.services.retrain import batch_retrain
+from learning.services.versions import ALL_STRATEGIES
 from learning.tasks import (
     batch_retrain_task,
     learning_online_update_queue,
     online_update_task,
     rebuild_learning_stats_task,
 )
-from tests.learning.models_.conftest import store_learnable
+from tests.learning.learnable import fresh_model_state, store_learnable  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.django_db
 

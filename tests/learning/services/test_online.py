@@ -7,10 +7,11 @@ from django.db import connection
 from django.utils import timezone
 
 from learning.models import ModelVersion, OnlineLearningState, TrainingExample
-from learning.services.models import ExampleInput, online_update, training_examples_add
+from learning.services.examples import ExampleInput, training_examples_add
+from learning.services.online import online_update
 from learning.services import store_trade_outcomes
 from tests.factories import TradeOutcomeFactory
-from tests.learning.models_.conftest import START, learnable_features, store_learnable
+from tests.learning.learnable import START, learnable_features, store_learnable
 
 pytestmark = pytest.mark.django_db
 
@@ -145,12 +146,12 @@ def test_concurrent_updates_never_learn_a_record_twice():
 
 def test_the_fast_feature_path_agrees_with_the_schema():
     from learning.ml.schema import FEATURE_SCHEMA
-    from learning.services.models import _schema_vector
+    from learning.services.training_data import schema_vector
 
     features = learnable_features(1, seed=8)[0][0]
-    assert (_schema_vector(features) == FEATURE_SCHEMA.vector(features)).all()
+    assert (schema_vector(features) == FEATURE_SCHEMA.vector(features)).all()
     flagged = {**features, "is_profit_scraping": True}
-    assert (_schema_vector(flagged) == FEATURE_SCHEMA.vector(flagged)).all()
-    assert _schema_vector({**features, "rsi_14": float("nan")}) is None
-    assert _schema_vector({**features, "moon_phase": 1.0}) is None
-    assert _schema_vector({name: value for name, value in features.items() if name != "side"}) is None
+    assert (schema_vector(flagged) == FEATURE_SCHEMA.vector(flagged)).all()
+    assert schema_vector({**features, "rsi_14": float("nan")}) is None
+    assert schema_vector({**features, "moon_phase": 1.0}) is None
+    assert schema_vector({name: value for name, value in features.items() if name != "side"}) is None

@@ -5,8 +5,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from learning.models import StrategyPerformance, TrainingExample, TrainingRecord
-from learning.services.models import ExampleInput, training_examples_add
-from tests.learning.models_.conftest import learnable_features
+from learning.services.examples import ExampleInput, training_examples_add
+from tests.learning.learnable import learnable_features
 
 pytestmark = pytest.mark.django_db
 

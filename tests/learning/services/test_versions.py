@@ -9,15 +9,11 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from learning.models import FeatureImportance, ModelVersion
-from learning.services.models import (
-    ALL_STRATEGIES,
-    batch_retrain,
-    hybrid_predict,
-    model_version_activate,
-    model_version_rollback,
-    online_update,
-)
-from tests.learning.models_.conftest import learnable_features, store_learnable
+from learning.services.online import online_update
+from learning.services.prediction import hybrid_predict
+from learning.services.retrain import batch_retrain
+from learning.services.versions import ALL_STRATEGIES, model_version_activate, model_version_rollback
+from tests.learning.learnable import learnable_features, store_learnable
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.django_db
@@ -91,7 +87,7 @@ def test_a_refused_active_artifact_leaves_the_loaded_model_serving(two_batch_ver
     # scikit-learn this process does not run.
     ModelVersion.objects.filter(pk=first.pk).update(active=False)
     ModelVersion.objects.filter(pk=second.pk).update(active=True, sklearn_version="0.0.1")
-    with caplog.at_level(logging.ERROR, logger="learning.services.models"):
+    with caplog.at_level(logging.ERROR, logger="learning.services.prediction"):
         after = hybrid_predict(features=features)
     assert after == before
     assert "Refusing to load model batch-0002" in caplog.text and "scikit-learn 0.0.1" in caplog.text
@@ -115,7 +111,7 @@ def test_after_a_restart_the_active_versions_give_the_same_predictions(subproces
     here = [hybrid_predict(features=row) for row in rows]
     code = (
         "import json, sys\n"
-        "from learning.services.models import hybrid_predict\n"
+        "from learning.services.prediction import hybrid_predict\n"
         f"rows = json.loads({json.dumps(json.dumps(rows))})\n"
         "print(json.dumps([hybrid_predict(features=row).__dict__ for row in rows]))\n"
     )

@@ -3,8 +3,9 @@ import pytest
 from django.urls import reverse
 
 from learning.models import ModelVersion, TrainingExample
-from learning.services.models import ExampleInput, batch_retrain, training_examples_add
-from tests.learning.models_.conftest import learnable_features, store_learnable
+from learning.services.examples import ExampleInput, training_examples_add
+from learning.services.retrain import batch_retrain
+from tests.learning.learnable import fresh_model_state, learnable_features, store_learnable  # noqa: F401  (autouse)
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,202 @@
+"""Batch retraining: a challenger trained on every stored record, activated only if it beats the champion, single-flight by lease."""
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from learning.ml.batch import MIN_TRAINING_ROWS, MIN_VALIDATION_ROWS, BatchTrainingResult, evaluate, train_batch_model
+from learning.ml.schema import FEATURE_SCHEMA
+from learning.ml.serialization import Artifact, ModelArtifactError
+from learning.models import LearningLease, ModelKind, ModelVersion
+from learning.services.training_data import require_aware, training_matrix
+from learning.services.versions import (
+    batch_model,
+    batch_model_keep,
+    model_version_create,
+    model_version_lock_active,
+    model_version_switch,
+)
+
+logger = logging.getLogger(__name__)
+
+RETRAIN_LEASE = "batch_retrain"
+RETRAIN_ALREADY_RUNNING = "retrain already running"
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """The outcome of a batch retrain: the new version (if one was trained) and why it is or is not active."""
+
+    version: str | None
+    activated: bool
+    metrics: dict
+    champion_metrics: dict | None
+    reason: str
+
+    @classmethod
+    def untrained(cls, reason: str) -> "RetrainResult":
+        """No version trained, for `reason`."""
+        return cls(version=None, activated=False, metrics={}, champion_metrics=None, reason=reason)
+
+
+def lease_acquire(name: str) -> str | None:
+    """Claim a named lease with one conditional UPDATE (committed at once); None if someone holds it."""
+    now = timezone.now()
+    token = uuid.uuid4().hex
+    LearningLease.objects.bulk_create([LearningLease(name=name)], ignore_conflicts=True)
+    ttl = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    claimed = (
+        LearningLease.objects.filter(Q(holder="") | Q(expires_at__lt=now), name=name)
+        .update(holder=token, expires_at=now + ttl, last_started_at=now)
+    )
+    return token if claimed == 1 else None
+
+
+def lease_release(name: str, token: str, result: dict) -> None:
+    """Give up a lease held with `token`, recording `result` as what the holder came to."""
+    LearningLease.objects.filter(name=name, holder=token).update(
+        holder="", expires_at=None, last_finished_at=timezone.now(), last_result=result
+    )
+
+
+def retrain_lease_release(token: str, result: RetrainResult | None) -> None:
+    """Release the retrain lease, recording what the retrain came to (None: it failed)."""
+    summary = {"reason": "failed"} if result is None else {"version": result.version, "activated": result.activated, "reason": result.reason}
+    lease_release(RETRAIN_LEASE, token, summary)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(float(timestamp), UTC).isoformat()
+
+
+@transaction.atomic
+def _batch_version_store(
+    *, result, artifact: Artifact | None, ids: list[int], exit_times: list[datetime], champion_metrics: dict | None, champion_problem: str | None
+) -> RetrainResult:
+    champion = model_version_lock_active(ModelKind.BATCH)
+    challenger_loss = result.metrics["log_loss"]
+    window = f"the same {result.validation_size} validation trades"
+    if champion is None:
+        activate, reason = True, "activated: no batch version was active"
+    elif champion_problem is not None:
+        activate, reason = True, f"activated: the active {champion.version} could not be evaluated ({champion_problem})"
+    elif challenger_loss < champion_metrics["log_loss"]:
+        activate = True
+        reason = f"activated: log-loss {challenger_loss:.4f} beats {champion.version}'s {champion_metrics['log_loss']:.4f} on {window}"
+    else:
+        activate = False
+        reason = f"kept {champion.version}: log-loss {challenger_loss:.4f} does not beat its {champion_metrics['log_loss']:.4f} on {window}"
+    version = model_version_create(
+        kind=ModelKind.BATCH,
+        model_state=result.model.get_state(),
+        artifact=artifact,
+        samples_seen=result.train_size + result.validation_size,
+        metrics=result.metrics,
+        validation_window={
+            "start": _iso(result.validation_start),
+            "end": _iso(result.validation_end),
+            "size": result.validation_size,
+            "train_start": _iso(result.train_start),
+            "train_end": _iso(result.train_end),
+            "train_size": result.train_size,
+        },
+        feature_importance=result.feature_importance,
+        trained_through_record_id=max(ids),
+        trained_through_exit_time=exit_times[-1],
+        note=reason[:255],
+    )
+    batch_model_keep(version, result.model)
+    if activate:
+        model_version_switch(current=champion, target=version, replaced=champion)
+    return RetrainResult(
+        version=version.version, activated=activate, metrics=result.metrics, champion_metrics=champion_metrics, reason=reason
+    )
+
+
+def _champion_metrics(X: np.ndarray, y: np.ndarray, validation_rows: np.ndarray) -> tuple[dict | None, str | None]:
+    """The active batch model's scores on the challenger's validation window, or why there are none."""
+    champion = ModelVersion.objects.defer("artifact").filter(kind=ModelKind.BATCH, active=True).first()
+    if champion is None:
+        return None, None
+    try:
+        model = batch_model(champion)
+    except (ModelArtifactError, ValueError) as error:
+        logger.error("Active batch model %s cannot be loaded for comparison: %s", champion.version, error)
+        return None, str(error)
+    return evaluate(model, X[validation_rows], y[validation_rows]), None
+
+
+def batch_retrain(*, as_of: datetime | None = None) -> RetrainResult:
+    """Train a batch model on every record (closed before `as_of`) and activate it if it beats the champion.
+
+    The split is by exit time (older trades train, the newest validate). The challenger becomes
+    active only when its log-loss on the validation window is lower than the active version's on
+    the same trades (or none is active); a losing challenger is kept, inactive, for audit. The
+    active model's permutation importance goes to feature_importance_learning (strategy '*').
+    Single-flight through a lease row: a second retrain returns at once. Training runs outside
+    any transaction; only storing the version is atomic.
+    """
+    require_aware(as_of, "as_of")
+    token = lease_acquire(RETRAIN_LEASE)
+    if token is None:
+        return RetrainResult.untrained(RETRAIN_ALREADY_RUNNING)
+    outcome = None
+    try:
+        outcome = _batch_retrain(as_of=as_of)
+        return outcome
+    finally:
+        retrain_lease_release(token, outcome)
+
+
+def _batch_retrain(*, as_of: datetime | None) -> RetrainResult:
+    X, y, exit_times, ids, skipped = training_matrix(as_of)
+    problem = batch_training_problem(y, skipped=skipped)
+    if problem is not None:
+        return batch_no_version(problem)
+    times = np.array([exit_time.timestamp() for exit_time in exit_times])
+    try:
+        result = train_batch_model(X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND)
+    except ValueError as error:
+        return batch_no_version(str(error))
+    return batch_version_adopt(result=result, X=X, y=y, ids=ids, exit_times=exit_times)
+
+
+def batch_training_problem(y: np.ndarray, *, skipped: int) -> str | None:
+    """Why these outcomes cannot train a batch model, or None when they can be tried."""
+    needed = MIN_TRAINING_ROWS + MIN_VALIDATION_ROWS
+    misfits = f" ({skipped} skipped: features do not fit schema {FEATURE_SCHEMA.version})" if skipped else ""
+    if y.size < needed:
+        return f"too few records: {y.size} usable{misfits}, at least {needed} are needed"
+    if np.unique(y).size < 2:
+        return f"all {y.size} usable records are {'wins' if y[0] else 'losses'}; both are needed"
+    return None
+
+
+def batch_no_version(reason: str) -> RetrainResult:
+    """A retrain that trained nothing, for `reason` (logged)."""
+    logger.info("Batch retrain trained no version: %s", reason)
+    return RetrainResult.untrained(reason)
+
+
+def batch_version_adopt(
+    *,
+    result: BatchTrainingResult,
+    X: np.ndarray,
+    y: np.ndarray,
+    ids: list[int],
+    exit_times: list[datetime],
+    artifact: Artifact | None = None,
+) -> RetrainResult:
+    """Store a trained challenger (trained on the records `ids`, rows of X and y) and activate it if it beats the champion."""
+    champion_metrics, champion_problem = _champion_metrics(X, y, result.validation_rows)
+    retrain = _batch_version_store(
+        result=result, artifact=artifact, ids=ids, exit_times=exit_times, champion_metrics=champion_metrics, champion_problem=champion_problem
+    )
+    logger.info("Batch retrain %s: %s", retrain.version, retrain.reason)
+    return retrain
