@@ -1,14 +1,18 @@
-"""Dashboard pages: thin views over the dashboard selectors and charts, for logged-in users."""
+"""Dashboard pages: thin views over the dashboard selectors and charts, for logged-in users; and the public /healthz."""
 from dataclasses import dataclass
 
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.db.models import Model
+from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from dashboard import charts, selectors
+from dashboard.health import system_health
 from learning.models import (
     FeatureImportance,
     MarketRegimeStats,
@@ -35,6 +39,7 @@ def dashboard(request):
     correlations = selectors.feature_correlations()
     importance = selectors.model_importance()
     context = {
+        "health": system_health(details=True),
         "rolling_days": selectors.ROLLING_DAYS,
         "progress": progress,
         "system_totals": selectors.system_totals(progress),
@@ -111,3 +116,11 @@ def _audit_link(model: type[Model], what: str) -> AuditLink:
 def audit(request):
     sections = [(title, [_audit_link(model, what) for model, what in models]) for title, models in AUDIT_SECTIONS]
     return render(request, "dashboard/audit.html", {"sections": sections})
+
+
+@never_cache
+@require_safe
+def healthz(request):
+    """Public: is the system working and learning? 200 when every check is within its bound, else 503."""
+    health = system_health()
+    return JsonResponse(health, status=200 if health["healthy"] else 503, json_dumps_params={"indent": 2})

@@ -241,7 +241,7 @@ def _active_versions() -> dict:
     return {version.kind: version for version in ModelVersion.objects.defer("artifact").filter(active=True)}
 
 
-def _pending_learning() -> dict[str, int]:
+def pending_learning() -> dict[str, int]:
     """Records and examples the next online update would look at (schema misfits included)."""
     state = OnlineLearningState.objects.first()
     watermark = state.trained_through_record_id if state else 0
@@ -270,7 +270,7 @@ def online_stats() -> dict:
             }
             for name, scores in metrics.items()
         },
-        "pending": _pending_learning(),
+        "pending": pending_learning(),
         "records_skipped": state.records_skipped if state else 0,
         "last_update_at": state.last_update_at if state else None,
     }
@@ -288,7 +288,7 @@ def _next_run(task_name: str):
     return max(now, now + remaining)
 
 
-def _database_health() -> dict:
+def database_health() -> dict:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -297,7 +297,7 @@ def _database_health() -> dict:
     return {"status": "ok", "vendor": connection.vendor}
 
 
-def _broker_health() -> dict:
+def broker_health() -> dict:
     url = settings.CELERY_BROKER_URL
     if not url:
         return {"status": "not configured", "detail": "no CELERY_BROKER_URL: tasks run in-process"}
@@ -330,7 +330,7 @@ def hybrid_status() -> dict:
         "records": {
             "training_records": TrainingRecord.objects.count(),
             "training_examples": TrainingExample.objects.count(),
-            "pending": _pending_learning(),
+            "pending": pending_learning(),
         },
-        "health": {"database": _database_health(), "broker": _broker_health()},
+        "health": {"database": database_health(), "broker": broker_health()},
     }

@@ -1,8 +1,10 @@
-"""URL map: admin, the seed's /ml/ endpoints, the API under /api/v1/, schema and docs."""
+"""URL map: admin, the seed's /ml/ endpoints, the API under /api/v1/, schema and docs, the public /healthz."""
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from dashboard.views import healthz
 
 api_v1 = [
     path("", include("learning.api.urls")),
@@ -11,6 +13,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("ml/", include("learning.api.seed_urls")),
     path("api/v1/", include(api_v1)),

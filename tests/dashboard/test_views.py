@@ -103,4 +103,5 @@ def test_the_number_of_queries_does_not_grow_with_the_trades_stored(dashboard_da
     cache.clear()
     with CaptureQueriesContext(connection) as after:
         assert admin_client.get(url).status_code == 200
-    assert len(after) == len(before) <= 20
+    # About 20 for the page, and a dozen for the health header (one per check, a query per traded symbol).
+    assert len(after) == len(before) <= 34

@@ -248,6 +248,14 @@ MARKET_FEED_CLOCK_START = env_datetime("MARKET_FEED_CLOCK_START")
 # After a failed fetch the next waits this long, doubling per failure up to the maximum.
 MARKET_FEED_BACKOFF_SECONDS = env_float("MARKET_FEED_BACKOFF_SECONDS", 60.0, minimum=0.0)
 MARKET_FEED_BACKOFF_MAX_SECONDS = env_float("MARKET_FEED_BACKOFF_MAX_SECONDS", 1800.0, minimum=0.0)
+# /healthz: a check is stale past its bound, in seconds. Ticks and candles (0): two candles on the
+# feed's clock plus five minutes (an hour's candles at the clock's speed 60: 7 minutes).
+HEALTH_TICK_MAX_AGE_SECONDS = env_float("HEALTH_TICK_MAX_AGE_SECONDS", 0.0, minimum=0.0)
+HEALTH_CANDLE_MAX_AGE_SECONDS = env_float("HEALTH_CANDLE_MAX_AGE_SECONDS", 0.0, minimum=0.0)
+# The online update runs every 5 minutes; stale only while closed outcomes wait to be learned.
+HEALTH_ONLINE_UPDATE_MAX_AGE_SECONDS = env_float("HEALTH_ONLINE_UPDATE_MAX_AGE_SECONDS", 3600.0, minimum=1.0)
+# The batch retrain runs daily.
+HEALTH_RETRAIN_MAX_AGE_SECONDS = env_float("HEALTH_RETRAIN_MAX_AGE_SECONDS", 2 * 86400.0, minimum=1.0)
 # Replay's learning cadence, in outcomes (real and shadow closes) since the last update.
 REPLAY_ONLINE_UPDATE_EVERY = env_int("REPLAY_ONLINE_UPDATE_EVERY", 10, minimum=1)
 REPLAY_RETRAIN_EVERY = env_int("REPLAY_RETRAIN_EVERY", 200, minimum=1)
