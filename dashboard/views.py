@@ -22,6 +22,7 @@ from learning.models import (
     StrategyPerformance,
     TrainingExample,
     TrainingRecord,
+    TrainingRecordCorrection,
 )
 from scraping.models import PriceLevel
 from trading.models import Candle, EngineTick, PaperAccount, PaperTrade, SignalDecision
@@ -75,7 +76,8 @@ class AuditLink:
 
 AUDIT_SECTIONS: tuple[tuple[str, tuple[tuple[type[Model], str], ...]], ...] = (
     ("Learning tables", (
-        (TrainingRecord, "One record per closed trade, taken or shadow: the source of truth."),
+        (TrainingRecord, "One record per closed trade, taken or shadow: the source of truth, append-only."),
+        (TrainingRecordCorrection, "Every correction or deletion of a record: who, when, why, before and after."),
         (StrategyPerformance, "Per strategy, system, confidence range and regime."),
         (SignalQuality, "Calibration: confidence promised against success delivered."),
         (MarketRegimeStats, "Best strategy per market and volatility regime."),

@@ -1,13 +1,20 @@
-"""Admin for the learning store: audit and correct training records; browse the learned tables.
+"""Admin for the learning store: browse and audit training records; browse the learned tables.
 
-Training records can be edited and deleted; the aggregate rows they touch are recomputed
-exactly (through the same services the engines use). The aggregates themselves are derived,
-so they are read-only here, with an action that rebuilds them from the records.
+Training records are append-only here: the normal change and delete forms are refused. Changing
+or deleting one is an explicit correction with a reason (`learning.services.corrections`), kept as
+an audit row (who, when, why, before and after) shown on the record and in its own list; the
+aggregate rows it touches are recomputed. The aggregates themselves are derived, so they are
+read-only, with an action that rebuilds them from the records.
 """
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models.functions import Length
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from learning.models import (
     FeatureImportance,
@@ -18,15 +25,12 @@ from learning.models import (
     StrategyPerformance,
     TrainingExample,
     TrainingRecord,
+    TrainingRecordCorrection,
 )
-from learning.services.aggregates import OutcomeFacts, aggregates_rebuild
+from learning.services.aggregates import aggregates_rebuild
+from learning.services.corrections import CORRECTABLE_FIELDS, training_record_correct, training_records_delete
+from learning.services.outcomes import store_trade_outcome, validate_trade_outcome
 from learning.services.versions import model_version_activate, model_version_rollback
-from learning.services.outcomes import (
-    store_trade_outcome,
-    training_record_correct,
-    training_records_delete,
-    validate_trade_outcome,
-)
 from learning.types import TradeOutcome
 
 
@@ -38,6 +42,8 @@ def rebuild_learning_stats(modeladmin, request, queryset):
 
 
 class TrainingRecordForm(forms.ModelForm):
+    """A new record, checked by the same rules as an engine's outcome."""
+
     class Meta:
         model = TrainingRecord
         exclude = ("success", "duration_minutes")
@@ -56,6 +62,49 @@ class TrainingRecordForm(forms.ModelForm):
         return data
 
 
+class CorrectionForm(forms.ModelForm):
+    """The correctable fields of a record, and why they are changed (required)."""
+
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), help_text="Kept with the correction, with who made it, when, and the record before and after.")
+
+    class Meta:
+        model = TrainingRecord
+        fields = CORRECTABLE_FIELDS
+
+
+class DeletionForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), help_text="Kept for each deleted record, with its last state.")
+
+
+class CorrectionInline(admin.TabularInline):
+    """The record's audit trail, newest first."""
+
+    model = TrainingRecordCorrection
+    fields = ("created_at", "username", "action", "reason", "changes")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "corrections (audit trail)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="before → after")
+    def changes(self, obj):
+        return render_changes(obj)
+
+
+def render_changes(correction: TrainingRecordCorrection):
+    rows = correction.changed_fields()
+    return format_html(
+        "<table><tr><th>field</th><th>before</th><th>after</th></tr>{}</table>",
+        format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", ((name, old, "—" if new is None else new) for name, (old, new) in rows.items())),
+    )
+
+
 @admin.register(TrainingRecord)
 class TrainingRecordAdmin(admin.ModelAdmin):
     form = TrainingRecordForm
@@ -67,44 +116,90 @@ class TrainingRecordAdmin(admin.ModelAdmin):
     search_fields = ("trade_id", "symbol")
     date_hierarchy = "exit_time"
     readonly_fields = ("success", "duration_minutes", "created_at")
+    inlines = (CorrectionInline,)
     list_per_page = 100
     show_full_result_count = False  # counting 100k+ rows on every page is slow and rarely needed
-    actions = (rebuild_learning_stats, "delete_and_correct")
+    actions = (rebuild_learning_stats, "delete_with_reason")
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # replaced by one that keeps the aggregates exact
-        return actions
+    # Append-only: the normal change and delete forms are refused to everyone; a correction or a
+    # deletion goes through the audited views below, open to those with the model's change or
+    # delete permission.
+    def has_change_permission(self, request, obj=None):
+        return False
 
-    @admin.action(description="Delete selected records and correct the statistics", permissions=["delete"])
-    def delete_and_correct(self, request, queryset):
-        deleted = training_records_delete(record_ids=list(queryset.values_list("id", flat=True)))
-        self.message_user(request, f"Deleted {deleted} records; their statistics were recomputed.", messages.SUCCESS)
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_correct_permission(self, request, obj=None):
+        return request.user.has_perm("learning.change_trainingrecord")
+
+    def has_audited_delete_permission(self, request, obj=None):
+        return request.user.has_perm("learning.delete_trainingrecord")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [path("<int:object_id>/correct/", view(self.correct_view), name="learning_trainingrecord_correct")] + super().get_urls()
 
     def save_model(self, request, obj, form, change):
-        if not change:
-            # A new record goes through the same store as an engine's outcome.
-            fields = {name: getattr(obj, name) for name in TradeOutcome.__dataclass_fields__}
-            fields.update(success=None, duration_minutes=None)
-            store_trade_outcome(outcome=TradeOutcome(**fields))
-            obj.pk = TrainingRecord.objects.get(trade_id=obj.trade_id).pk
-            return
-        original = OutcomeFacts.from_record(TrainingRecord.objects.get(pk=obj.pk))
-        training_record_correct(record=obj, original=original)
+        # Only adding reaches here (changing is refused): a new record goes through the same store as an engine's outcome.
+        fields = {name: getattr(obj, name) for name in TradeOutcome.__dataclass_fields__}
+        fields.update(success=None, duration_minutes=None)
+        store_trade_outcome(outcome=TradeOutcome(**fields))
+        obj.pk = TrainingRecord.objects.get(trade_id=obj.trade_id).pk
 
-    def delete_model(self, request, obj):
-        training_records_delete(record_ids=[obj.pk])
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_correct"] = obj is not None and self.has_correct_permission(request, obj)
+        context["can_audited_delete"] = obj is not None and self.has_audited_delete_permission(request, obj)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
-    def delete_queryset(self, request, queryset):
-        training_records_delete(record_ids=list(queryset.values_list("id", flat=True)))
+    def correct_view(self, request, object_id: int):
+        if not self.has_correct_permission(request):
+            raise PermissionDenied
+        record = get_object_or_404(TrainingRecord, pk=object_id)
+        form = CorrectionForm(request.POST or None, instance=TrainingRecord.objects.get(pk=record.pk))
+        if request.method == "POST" and form.is_valid():
+            changes = {name: form.cleaned_data[name] for name in form.changed_data if name in CORRECTABLE_FIELDS}
+            try:
+                correction = training_record_correct(record_id=record.pk, changes=changes, reason=form.cleaned_data["reason"], user=request.user)
+            except ValidationError as error:
+                for field, problems in error.message_dict.items() if hasattr(error, "error_dict") else [(None, error.messages)]:
+                    form.add_error(field if field in form.fields else None, problems)
+            else:
+                changed = ", ".join(correction.changed_fields())
+                self.message_user(request, f"Corrected {record.trade_id} ({changed}); its learned statistics were recomputed.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:learning_trainingrecord_change", args=[record.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Correct {record.trade_id}",
+            "record": record,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/learning/trainingrecord/correct.html", context)
+
+    @admin.action(description="Delete selected records (with a reason, audited; statistics recomputed)", permissions=["audited_delete"])
+    def delete_with_reason(self, request, queryset):
+        form = DeletionForm(request.POST if "reason" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            deleted = training_records_delete(
+                record_ids=list(queryset.values_list("id", flat=True)), reason=form.cleaned_data["reason"], user=request.user
+            )
+            self.message_user(request, f"Deleted {deleted} records; the reason is kept with each, and their statistics were recomputed.", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Delete training records",
+            "records": queryset[:100],
+            "count": queryset.count(),
+            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/learning/trainingrecord/delete_with_reason.html", context)
 
 
-class AggregateAdmin(admin.ModelAdmin):
-    """The learned tables are derived from the records: read-only, rebuilt on demand."""
-
-    actions = (rebuild_learning_stats,)
-    date_hierarchy = "last_updated"
-    list_per_page = 100
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by services: browsed here, never added, changed or deleted."""
 
     def has_add_permission(self, request):
         return False
@@ -114,6 +209,35 @@ class AggregateAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(TrainingRecordCorrection)
+class TrainingRecordCorrectionAdmin(ReadOnlyAdmin):
+    """The audit trail of the source of truth: read-only, kept even when the record is gone."""
+
+    list_display = ("created_at", "action", "trade_id", "username", "reason", "changed")
+    list_filter = ("action", "username")
+    search_fields = ("trade_id", "username", "reason")
+    date_hierarchy = "created_at"
+    fields = ("created_at", "action", "trade_id", "record", "username", "reason", "changes")
+    readonly_fields = fields
+    list_per_page = 100
+
+    @admin.display(description="fields changed")
+    def changed(self, obj):
+        return ", ".join(obj.changed_fields()) if obj.after is not None else "(deleted)"
+
+    @admin.display(description="before → after")
+    def changes(self, obj):
+        return render_changes(obj)
+
+
+class AggregateAdmin(ReadOnlyAdmin):
+    """The learned tables are derived from the records: read-only, rebuilt on demand."""
+
+    actions = (rebuild_learning_stats,)
+    date_hierarchy = "last_updated"
+    list_per_page = 100
 
     def get_actions(self, request):
         # Read-only admins hide actions; the rebuild is for anyone who may view the records.

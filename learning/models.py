@@ -7,6 +7,7 @@ and `rebuild_learning_stats` recomputes all of them from the records.
 
 Units: every `*_pct` field is a fraction (0.01 means 1 %); money is in the quote currency.
 """
+from django.conf import settings
 from django.db import models
 
 
@@ -91,6 +92,42 @@ class TrainingRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trade_id} {self.symbol} {self.side} {'win' if self.success else 'loss'}"
+
+
+class TrainingRecordCorrection(models.Model):
+    """One audited change to the source of truth: a record corrected or deleted, by whom, when, why.
+
+    Records are append-only everywhere else; this row keeps the record as it was before and as it
+    is after (null for a deletion), so every figure derived from it can be traced and undone.
+    """
+
+    class Action(models.TextChoices):
+        CORRECT = "correct", "Corrected"
+        DELETE = "delete", "Deleted"
+
+    # Kept (set to null) when the record is deleted: trade_id and `before` still say which it was.
+    record = models.ForeignKey(TrainingRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="corrections")
+    trade_id = models.CharField(max_length=64, db_index=True)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150, help_text="Who made it, kept if the user is later deleted.")
+    reason = models.TextField()
+    before = models.JSONField(help_text="The record's fields before.")
+    after = models.JSONField(null=True, blank=True, help_text="The record's fields after; empty for a deletion.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "ml_training_data_corrections"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.trade_id} by {self.username}"
+
+    def changed_fields(self) -> dict[str, tuple]:
+        """Field → (before, after) for what the correction changed; every field for a deletion."""
+        if self.after is None:
+            return {name: (value, None) for name, value in self.before.items()}
+        return {name: (value, self.after.get(name)) for name, value in self.before.items() if self.after.get(name) != value}
 
 
 class StrategyPerformance(models.Model):

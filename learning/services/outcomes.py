@@ -17,7 +17,7 @@ from learning.models import (
     TrainingRecord,
     VolatilityRegime,
 )
-from learning.services.aggregates import OutcomeFacts, aggregates_apply, aggregates_rebuild_keys
+from learning.services.aggregates import OutcomeFacts, aggregates_apply
 from learning.types import StoreResult, TradeOutcome
 from tradelearn.bulk import bulk_insert
 
@@ -173,9 +173,9 @@ def _plain_features(features: dict) -> bool:
     )
 
 
-def validate_trade_outcome(outcome: TradeOutcome) -> None:
-    """Raise ValidationError naming every bad field of an outcome; write nothing."""
-    _validated_record(outcome)
+def validate_trade_outcome(outcome: TradeOutcome) -> TrainingRecord:
+    """Raise ValidationError naming every bad field of an outcome; else the (unsaved) record it makes."""
+    return _validated_record(outcome)
 
 
 def _validated_records(outcomes: Sequence[TradeOutcome]) -> list[TrainingRecord]:
@@ -246,24 +246,3 @@ def _insert_new(records: list[TrainingRecord], *, check_existing: bool) -> Store
             raise ValidationError(f"A value does not fit its column: {error}") from None
         aggregates_apply(facts_list=[OutcomeFacts.from_record(record) for record in fresh])
     return StoreResult(stored=len(fresh), duplicates=tuple(duplicates))
-
-
-@transaction.atomic
-def training_record_correct(*, record: TrainingRecord, original: OutcomeFacts) -> None:
-    """Save an edited record and recompute exactly the aggregate rows its old and new values touch."""
-    record.full_clean(exclude=["trade_id"])
-    record.success = Decimal(record.net_pnl) > 0
-    record.duration_minutes = int((record.exit_time - record.entry_time).total_seconds() // 60)
-    record.save()
-    aggregates_rebuild_keys(facts_list=[original, OutcomeFacts.from_record(record)])
-
-
-@transaction.atomic
-def training_records_delete(*, record_ids: Sequence[int]) -> int:
-    """Delete records and recompute the aggregate rows they had contributed to."""
-    records = list(TrainingRecord.objects.select_for_update().filter(id__in=record_ids).order_by("pk"))
-    facts = [OutcomeFacts.from_record(record) for record in records]
-    TrainingRecord.objects.filter(id__in=[record.id for record in records]).delete()
-    if facts:
-        aggregates_rebuild_keys(facts_list=facts)
-    return len(records)

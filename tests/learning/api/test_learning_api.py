@@ -43,6 +43,21 @@ def test_post_one_outcome_stores_it(client):
     assert again.status_code == 200 and again.json() == {"stored": 0, "duplicates": ["api-1"]}
 
 
+def test_stored_outcomes_cannot_be_changed_or_deleted_through_the_api(client):
+    """Records are append-only: corrections are the admin's audited action, never an API write."""
+    client.post("/api/v1/trade-outcomes/", outcome_json(trade_id="api-fixed", net_pnl="-5", pnl_pct="-0.005"), format="json")
+    record = TrainingRecord.objects.get(trade_id="api-fixed")
+    for method in ("put", "patch", "delete"):
+        response = getattr(client, method)("/api/v1/trade-outcomes/", {"trade_id": "api-fixed", "net_pnl": "407"}, format="json")
+        assert response.status_code == 405, (method, response.status_code)
+        assert getattr(client, method)(f"/api/v1/trade-outcomes/{record.pk}/", {"net_pnl": "407"}, format="json").status_code == 404
+    # Storing the same trade again with another P&L is a duplicate, not an overwrite.
+    again = client.post("/api/v1/trade-outcomes/", outcome_json(trade_id="api-fixed", net_pnl="407", pnl_pct="0.407"), format="json")
+    assert again.json() == {"stored": 0, "duplicates": ["api-fixed"]}
+    record.refresh_from_db()
+    assert record.net_pnl == -5 and TrainingRecord.objects.count() == 1
+
+
 def test_post_a_list_stores_all_or_nothing(client):
     good = [outcome_json(), outcome_json()]
     assert client.post("/api/v1/trade-outcomes/", good, format="json").json()["stored"] == 2
