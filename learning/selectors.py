@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from kombu import Connection
@@ -29,19 +29,40 @@ RECENT_DAYS = 30
 
 
 def _tally(rows) -> dict:
-    trades = sum(row.total_trades for row in rows)
+    """The learned statistics of some strategy_performance rows: outcomes of real and shadow trades alike."""
+    outcomes = sum(row.total_trades for row in rows)
     wins = sum(row.winning_trades for row in rows)
     sum_pnl = sum(row.sum_pnl_pct for row in rows)
     sum_sq = sum(row.sum_sq_pnl_pct for row in rows)
     return {
-        "trades": trades,
+        "outcomes": outcomes,
         "wins": wins,
-        "win_rate": stats.mean(wins, trades),
-        "avg_pnl_pct": stats.mean(sum_pnl, trades),
+        "win_rate": stats.mean(wins, outcomes),
+        "avg_pnl_pct": stats.mean(sum_pnl, outcomes),
         "total_pnl": sum((row.total_pnl for row in rows), start=0),
-        "sharpe_ratio": stats.sharpe(sum_pnl, sum_sq, trades),
-        "avg_duration_minutes": stats.mean(sum(row.sum_duration_minutes for row in rows), trades),
+        "sharpe_ratio": stats.sharpe(sum_pnl, sum_sq, outcomes),
+        "avg_duration_minutes": stats.mean(sum(row.sum_duration_minutes for row in rows), outcomes),
     }
+
+
+def _real_and_shadow(records) -> dict:
+    """Training records split as the README's vocabulary does: real trades (opened, they move a
+    balance) and shadow trades (skipped signals followed to their would-be exit); outcomes are both."""
+    real, shadow = Q(is_shadow=False), Q(is_shadow=True)
+    figures = records.aggregate(
+        trades=Count("id", filter=real),
+        wins=Count("id", filter=real & Q(success=True)),
+        real_pnl=Sum("net_pnl", filter=real),
+        shadow=Count("id", filter=shadow),
+        shadow_wins=Count("id", filter=shadow & Q(success=True)),
+        shadow_pnl=Sum("net_pnl", filter=shadow),
+    )
+    figures["outcomes"] = figures["trades"] + figures["shadow"]
+    figures["win_rate"] = stats.mean(figures["wins"], figures["trades"])
+    figures["shadow_win_rate"] = stats.mean(figures["shadow_wins"], figures["shadow"])
+    figures["net_pnl"] = figures.pop("real_pnl") or 0
+    figures["shadow_net_pnl"] = figures.pop("shadow_pnl") or 0
+    return figures
 
 
 def get_strategy_insights(*, strategy_type: str, system_type: str | None = None) -> dict:
@@ -62,7 +83,7 @@ def get_strategy_insights(*, strategy_type: str, system_type: str | None = None)
             tally = _tally(members)
             tally["name"] = name
             tally["shrunk_win_rate"] = stats.shrink(
-                tally["wins"], tally["trades"], prior_mean=overall["win_rate"], prior_strength=strength
+                tally["wins"], tally["outcomes"], prior_mean=overall["win_rate"], prior_strength=strength
             )
             tally["max_drawdown_pct"] = max(member.max_drawdown_pct for member in members)
             result.append(tally)
@@ -77,23 +98,28 @@ def get_strategy_insights(*, strategy_type: str, system_type: str | None = None)
     return {
         "strategy_type": strategy_type,
         "system_type": system_type,
+        # The learned statistics count outcomes, real and shadow alike; real_and_shadow splits them.
         "overall": overall,
+        "real_and_shadow": _real_and_shadow(records),
         "by_confidence_range": by_confidence,
         "by_market_conditions": by_regime,
         "best_confidence_range": best(by_confidence),
         "best_market_conditions": best(by_regime),
-        "recent_30_days": _recent(records),
+        "recent_30_days": _recent(records, until=_latest_exit()),
     }
 
 
-def _recent(records) -> dict:
-    since = timezone.now() - timedelta(days=RECENT_DAYS)
-    figures = records.filter(exit_time__gte=since).aggregate(
-        trades=Count("id"), wins=Count("id", filter=Q(success=True)), net_pnl=Sum("net_pnl")
-    )
-    figures["win_rate"] = stats.mean(figures["wins"], figures["trades"])
-    figures["net_pnl"] = figures["net_pnl"] or 0
-    return figures
+def _latest_exit():
+    """The exit time of the newest outcome: "recent" is relative to the data (a replay of 2023 is
+    recent as of its end), not to the wall clock. None when nothing is stored."""
+    return TrainingRecord.objects.aggregate(latest=Max("exit_time"))["latest"]
+
+
+def _recent(records, *, until) -> dict:
+    """Real and shadow figures of the RECENT_DAYS up to `until` (the newest outcome's exit)."""
+    since = None if until is None else until - timedelta(days=RECENT_DAYS)
+    figures = _real_and_shadow(records.none() if until is None else records.filter(exit_time__gt=since, exit_time__lte=until))
+    return {"days": RECENT_DAYS, "since": since, "until": until, **figures}
 
 
 def _regime_win_rates() -> dict[str, dict[tuple, tuple[int, int]]]:
@@ -174,17 +200,11 @@ def _calibration_gap() -> float | None:
 def get_learning_summary() -> dict:
     """What the system has learned so far, per system and across systems."""
     systems = {}
+    until = _latest_exit()
     for system in SystemType.values:
         records = TrainingRecord.objects.filter(system_type=system)
-        figures = records.aggregate(
-            trades=Count("id"),
-            wins=Count("id", filter=Q(success=True)),
-            shadow=Count("id", filter=Q(is_shadow=True)),
-            net_pnl=Sum("net_pnl", filter=Q(is_shadow=False)),
-        )
-        figures["win_rate"] = stats.mean(figures["wins"], figures["trades"])
-        figures["net_pnl"] = figures["net_pnl"] or 0
-        figures["recent_30_days"] = _recent(records)
+        figures = _real_and_shadow(records)
+        figures["recent_30_days"] = _recent(records, until=until)
         systems[system] = figures
 
     return {

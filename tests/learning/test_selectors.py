@@ -37,12 +37,25 @@ def test_strategy_insights_sum_up_the_cells():
     store("paper_trading", REGIMES[0], 30, 24)
     store("paper_trading", REGIMES[1], 20, 4, recent=True)
     insights = get_strategy_insights(strategy_type="trend_following", system_type="paper_trading")
-    assert insights["overall"]["trades"] == 50 and insights["overall"]["wins"] == 28
+    assert insights["overall"]["outcomes"] == 50 and insights["overall"]["wins"] == 28
     assert insights["overall"]["win_rate"] == pytest.approx(0.56)
     assert insights["best_market_conditions"] == "trending_up/low"
     assert {group["name"] for group in insights["by_market_conditions"]} == {"trending_up/low", "trending_down/medium"}
     assert insights["recent_30_days"]["trades"] == 20 and insights["recent_30_days"]["wins"] == 4
-    assert get_strategy_insights(strategy_type="trend_following", system_type="profit_scraping")["overall"]["trades"] == 0
+    assert get_strategy_insights(strategy_type="trend_following", system_type="profit_scraping")["overall"]["outcomes"] == 0
+
+
+def test_strategy_insights_split_real_from_shadow_pnl():
+    real = TradeOutcomeFactory.build_batch(6, strategy_type="trend_following", system_type="paper_trading", is_shadow=False)
+    shadow = TradeOutcomeFactory.build_batch(9, strategy_type="trend_following", system_type="paper_trading", is_shadow=True)
+    store_trade_outcomes(outcomes=real + shadow)
+    insights = get_strategy_insights(strategy_type="trend_following")
+    split = insights["real_and_shadow"]
+    assert (split["outcomes"], split["trades"], split["shadow"]) == (15, 6, 9)
+    assert split["net_pnl"] == sum(outcome.net_pnl for outcome in real)
+    assert split["shadow_net_pnl"] == sum(outcome.net_pnl for outcome in shadow)
+    # The learned statistics are of outcomes, real and shadow alike, and say so.
+    assert insights["overall"]["outcomes"] == 15 and "trades" not in insights["overall"]
 
 
 def test_summary_compares_the_two_systems():

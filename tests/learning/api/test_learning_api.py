@@ -137,7 +137,7 @@ def test_recommendation(client):
 def test_insights_and_summary(client):
     store_trade_outcomes(outcomes=TradeOutcomeFactory.build_batch(10, strategy_type="trend_following", system_type="paper_trading"))
     insights = client.get("/api/v1/strategies/trend_following/insights/", {"system_type": "paper_trading"})
-    assert insights.status_code == 200 and insights.json()["overall"]["trades"] == 10
+    assert insights.status_code == 200 and insights.json()["overall"]["outcomes"] == 10
     assert client.get("/api/v1/strategies/trend_following/insights/", {"system_type": "x"}).status_code == 400
     summary = client.get("/api/v1/learning/summary/").json()
     assert summary["total_records"] == 10
