@@ -22,7 +22,7 @@ def run_one(database: str, engines: str, start: str, end: str, learning: bool = 
 
     from scraping.engine import ProfitScrapingEngine
     from trading.engine import TradingEngine
-    from trading.replay import replay
+    from operations.replay import replay
     from trading.selectors import read_candles_dir
     from trading.services.accounts import account_create
 

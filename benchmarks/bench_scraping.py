@@ -19,7 +19,7 @@ def main() -> None:
 
     from scraping.engine import ProfitScrapingEngine
     from scraping.levels import LevelHistory
-    from trading.replay import replay
+    from operations.replay import replay
     from trading.selectors import read_candles_dir
     from trading.services.accounts import account_create
 

@@ -335,6 +335,3 @@ class ProfitScrapingEngine(TradingEngine):
             max_holding_minutes=p.max_holding_candles * timeframe_ms(timeframe) // 60_000,
         )
 
-
-# The live tick and the replay command look engines up by name.
-ENGINES = {"scraping": ProfitScrapingEngine}

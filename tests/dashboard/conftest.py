@@ -16,7 +16,7 @@ from tests.conftest import BUNDLED_CANDLES
 from tests.factories import TradeOutcomeFactory
 from trading.engine import TradingEngine
 from trading.models import PaperAccount
-from trading.replay import replay
+from operations.replay import replay
 from trading.selectors import read_candles_dir
 from trading.services.accounts import account_create
 from trading.services.candles import candles_import

@@ -24,7 +24,7 @@ from tests.reliability.conftest import (
 )
 from trading.models import PaperAccount, PaperTrade
 from trading.services.accounts import account_create
-from trading.services.ticks import engine_tick
+from operations.ticks import engine_tick
 from trading.services.trades import model_updates_deferred
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from learning.models import TrainingRecord
-from scraping.engine import ENGINES, STRATEGY_TYPE, ProfitScrapingEngine
+from scraping.engine import STRATEGY_TYPE, ProfitScrapingEngine
 from scraping.models import PriceLevel
 from tests.scraping.conftest import END, START, run_replay, trades_of
 from tests.trading.accounting.helpers import assert_account_balanced
@@ -128,4 +128,3 @@ def test_the_replay_command_runs_both_engines(btc_frame, tmp_path):
     )  # fmt: skip
     assert set(PaperAccount.objects.values_list("system_type", flat=True)) == {"paper_trading", "profit_scraping"}
     assert SignalDecision.objects.filter(account__system_type="profit_scraping").exists()
-    assert ENGINES == {"scraping": ProfitScrapingEngine}

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "learning",
     "trading",
     "scraping",
+    "operations",
     "dashboard",
 ]
 

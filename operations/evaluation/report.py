@@ -7,8 +7,8 @@ from pathlib import Path
 from django.template import Context, Engine
 from django.utils.safestring import mark_safe
 
-from evaluation.charts import charts
-from evaluation.scoring import ALL_SYSTEMS
+from operations.evaluation.charts import charts
+from operations.evaluation.scoring import ALL_SYSTEMS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

@@ -12,7 +12,7 @@ from trading.engine import TradingEngine
 from trading.models import EngineTick, PaperAccount, SignalDecision
 from trading.services.accounts import account_create
 from trading.services.candles import candles_import
-from trading.services.ticks import engine_tick
+from operations.ticks import engine_tick
 
 EXCHANGE = "binanceusdm"
 NOW = datetime(2022, 5, 10, tzinfo=UTC)
@@ -41,7 +41,7 @@ def test_each_candle_runs_once_and_a_new_account_starts_at_the_latest(btc_candle
 
 
 def test_live_ticks_decide_exactly_as_a_replay_does(btc_candles, account, btc_frame):
-    from trading.replay import replay
+    from operations.replay import replay
 
     tick(account, NOW)
     tick(account, NOW + timedelta(days=10))
@@ -76,7 +76,7 @@ def test_too_little_history_decides_nothing_and_says_why(db, account, caplog, tm
     short = tmp_path / "BTCUSDT-1h.csv"
     short.write_text("\n".join(lines) + "\n")
     candles_import(path=short, exchange=EXCHANGE)
-    with caplog.at_level(logging.WARNING, logger="trading.services.ticks"):
+    with caplog.at_level(logging.WARNING, logger="operations.ticks"):
         tick(account, datetime(2023, 1, 1, tzinfo=UTC))
     assert "only 100 candles stored, 301 needed" in caplog.text
     assert not SignalDecision.objects.exists()

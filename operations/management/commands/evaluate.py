@@ -6,10 +6,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from evaluation.report import summary_text, write_report
-from evaluation.runner import EvaluationError, Window, default_runs, run_all
-from evaluation.scoring import score
-from trading.management.commands.replay import engine_classes
+from operations.engines import ENGINES
+from operations.evaluation.report import summary_text, write_report
+from operations.evaluation.runner import EvaluationError, Window, default_runs, run_all
+from operations.evaluation.scoring import score
 from trading.selectors import candle_file
 
 
@@ -48,9 +48,9 @@ class Command(BaseCommand):
         )
         if window.end < window.start:
             raise CommandError("--to is before --from.")
-        unknown = set(window.engines) - set(engine_classes())
+        unknown = set(window.engines) - set(ENGINES)
         if unknown or not window.engines:
-            raise CommandError(f"Unknown engines {sorted(unknown)}; choose from {', '.join(engine_classes())}.")
+            raise CommandError(f"Unknown engines {sorted(unknown)}; choose from {', '.join(ENGINES)}.")
         if not window.symbols:
             raise CommandError("Name at least one symbol.")
         for symbol in window.symbols:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.runner import LEARNING, run_one
-from tests.evaluation.conftest import BUNDLED_CANDLES
+from operations.evaluation.runner import LEARNING, run_one
+from tests.operations.evaluation.conftest import BUNDLED_CANDLES
 
 pytestmark = pytest.mark.slow
 

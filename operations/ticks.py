@@ -10,22 +10,13 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from operations.engines import engine_class_for
 from trading.engine import BarSource, TradingEngine
 from trading.features.builder import HISTORY_CANDLES, WARMUP_CANDLES
 from trading.models import EngineTick, PaperAccount
 from trading.selectors import candles_frame
 
 logger = logging.getLogger(__name__)
-
-
-def engine_class_for(system_type: str) -> type[TradingEngine]:
-    if system_type == TradingEngine.system_type:
-        return TradingEngine
-    from scraping.engine import ProfitScrapingEngine
-
-    if system_type == ProfitScrapingEngine.system_type:
-        return ProfitScrapingEngine
-    raise ValueError(f"No engine trades {system_type} accounts.")
 
 
 def engine_tick(*, account_id: int, symbol: str, timeframe: str, exchange: str, now: datetime | None = None) -> int:

@@ -8,7 +8,7 @@ in worker processes beside the replay, and a retrained model is adopted a fixed 
 trades later (as a live retrain is adopted when Celery finishes it), never when the worker
 happens to finish: a replay's results do not depend on the machine's speed.
 
-The engines keep their books in memory (trading.books.MemoryBooks, learning.services.session)
+The engines keep their books in memory (operations.books.MemoryBooks, learning.services.session)
 and everything is written to the database in one transaction every REPLAY_WRITE_EVERY
 outcomes, before each batch retrain and at the end: the same rules as live, without a round
 trip per row. A replay cut short leaves the database as of its last write.
@@ -26,7 +26,8 @@ from django.conf import settings
 from tqdm import tqdm
 
 from learning.services.session import LearningSession
-from trading.books import DatabaseBooks, MemoryBooks, ReplayWriter
+from operations.books import MemoryBooks, ReplayWriter
+from trading.books import DatabaseBooks
 from trading.engine import BarSource, TradingEngine
 from trading.marketdata.naming import timeframe_ms
 from trading.models import PaperAccount, PaperTrade

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.runner import Window, migrated_template
-
-BUNDLED_CANDLES = Path(__file__).resolve().parents[2] / "data" / "candles"
+from operations.evaluation.runner import Window, migrated_template
+from tests.conftest import BUNDLED_CANDLES
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.evaluation.conftest import BUNDLED_CANDLES
+from tests.operations.evaluation.conftest import BUNDLED_CANDLES
 
 pytestmark = pytest.mark.slow
 

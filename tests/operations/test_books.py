@@ -9,10 +9,10 @@ from learning.models import ModelKind, ModelVersion, OnlineLearningState, Traini
 from learning.services.aggregates import aggregates_rebuild
 from learning.services.online import online_update
 from tests.conftest import aggregates_snapshot
-from tests.trading.engine.test_replay import wipe
+from tests.operations.test_replay import wipe
 from trading.engine import BarSource, TradingEngine
 from trading.models import PaperAccount, PaperTrade, SignalDecision
-from trading.replay import replay
+from operations.replay import replay
 from trading.services.accounts import account_create
 from trading.services.trades import model_updates_deferred
 

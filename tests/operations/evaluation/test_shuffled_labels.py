@@ -6,10 +6,10 @@ from datetime import date
 import numpy as np
 import pytest
 
-from evaluation.metrics import profit_factor
-from evaluation.runner import BASELINE, LEARNING, run_one
-from evaluation.scoring import ALL_SYSTEMS, score
-from evaluation.shuffle import shuffled_outcome_labels
+from operations.evaluation.metrics import profit_factor
+from operations.evaluation.runner import BASELINE, LEARNING, run_one
+from operations.evaluation.scoring import ALL_SYSTEMS, score
+from operations.evaluation.shuffle import shuffled_outcome_labels
 from learning.ml.metrics import roc_auc
 from tests.factories import TradeOutcomeFactory
 from trading.services import trades

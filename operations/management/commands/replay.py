@@ -6,21 +6,11 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from trading.engine import TradingEngine
+from operations.engines import ENGINES
+from operations.replay import replay
 from trading.models import PaperAccount, PaperTrade, SignalDecision
-from trading.replay import replay
 from trading.selectors import candles_frame, read_candles_dir
 from trading.services.accounts import account_create
-
-
-def engine_classes() -> dict[str, type[TradingEngine]]:
-    engines = {"paper": TradingEngine}
-    try:
-        from scraping.engine import ProfitScrapingEngine
-    except ImportError:
-        return engines
-    engines["scraping"] = ProfitScrapingEngine
-    return engines
 
 
 def parse_day(text: str) -> datetime:
@@ -55,7 +45,7 @@ class Command(BaseCommand):
         start, end = parse_day(options["start"]), parse_day(options["end"]) + timedelta(days=1) - timedelta(microseconds=1)
         if end < start:
             raise CommandError("--to is before --from.")
-        available = engine_classes()
+        available = ENGINES
         names = [name.strip() for name in options["engines"].split(",") if name.strip()]
         unknown = [name for name in names if name not in available]
         if unknown or not names:

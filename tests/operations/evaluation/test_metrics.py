@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation import metrics
+from operations.evaluation import metrics
 
 
 def t(day: int, hour: int = 0) -> datetime:

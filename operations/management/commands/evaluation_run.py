@@ -6,8 +6,8 @@ from pathlib import Path
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from evaluation.export import run_export
-from evaluation.shuffle import shuffled_outcome_labels
+from operations.evaluation.export import run_export
+from operations.evaluation.shuffle import shuffled_outcome_labels
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, time, timedelta
 
 import pandas as pd
 
-from evaluation import metrics
-from evaluation.runner import Window
+from operations.evaluation import metrics
+from operations.evaluation.runner import Window
 from trading.marketdata.naming import timeframe_ms
 
 ALL_SYSTEMS = "all"

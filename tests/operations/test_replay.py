@@ -9,7 +9,7 @@ from learning.models import TrainingRecord
 from learning.services.aggregates import AGGREGATE_MODELS
 from trading.engine import TradingEngine
 from trading.models import PaperAccount, PaperTrade, SignalDecision
-from trading.replay import replay
+from operations.replay import replay
 from trading.services.accounts import account_create
 
 pytestmark = pytest.mark.django_db

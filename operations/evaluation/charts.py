@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import pandas as pd  # noqa: E402
 
-from evaluation.scoring import ALL_SYSTEMS  # noqa: E402
+from operations.evaluation.scoring import ALL_SYSTEMS  # noqa: E402
 
 _RUN_COLOURS = {"baseline": "#7f7f7f", "learning": "#1f77b4", "transfer_off": "#ff7f0e"}
 

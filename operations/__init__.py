@@ -1,0 +1,1 @@
+"""The wiring on top of learning, trading and scraping: engine registry, replay, live ticks, evaluation and their commands."""

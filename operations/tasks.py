@@ -1,0 +1,53 @@
+"""Celery tasks of the live engines: beat's entry point and one tick per account, symbol and closed candle.
+
+The tasks keep the names they had when they lived in trading/tasks.py: the beat schedule's rows
+(django-celery-beat's PeriodicTask.task) and messages already queued refer to them by name.
+"""
+from datetime import datetime
+
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from operations.ticks import engine_tick
+from trading.marketdata.naming import normalize_symbol
+from trading.models import PaperAccount
+from trading.services.candles import candles_fetch
+
+
+@shared_task(
+    name="trading.tasks.engine_tick_task",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=8,
+)
+def engine_tick_task(account_id: int, symbol: str, timeframe: str, exchange: str, now: str | None = None) -> int:
+    """Run the account's engine over each new closed candle of the symbol; claimed once per candle.
+
+    `now` (ISO 8601, default the wall clock) ticks only up to that time, so stored candles can be
+    ticked through step by step (catch-up runs, fault tests).
+    """
+    if not PaperAccount.objects.filter(pk=account_id).exists():
+        return 0  # the account was deleted after this was queued
+    clock = None if now is None else datetime.fromisoformat(now)
+    return engine_tick(account_id=account_id, symbol=symbol, timeframe=timeframe, exchange=exchange, now=clock)
+
+
+@shared_task(
+    name="trading.tasks.schedule_engine_ticks_task",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+)
+def schedule_engine_ticks_task() -> int:
+    """Beat's entry point: fetch closed candles, then queue a tick per active account and symbol."""
+    candles_fetch(exchange=settings.TRADING_EXCHANGE, symbols=settings.TRADING_MARKETS, timeframe=settings.TRADING_TIMEFRAME)
+    queued = 0
+    for account_id in PaperAccount.objects.filter(is_paused=False).values_list("pk", flat=True):
+        for symbol in (normalize_symbol(market) for market in settings.TRADING_MARKETS):
+            engine_tick_task.delay_on_commit(account_id, symbol, settings.TRADING_TIMEFRAME, settings.TRADING_EXCHANGE)
+            queued += 1
+    return queued

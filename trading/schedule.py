@@ -1,5 +1,0 @@
-"""The trading app's default beat schedule: fetch closed candles and tick every account's engine."""
-PERIODIC_TASKS = (
-    # Every minute: a 1h candle is picked up within a minute of closing; ticks claim each candle once.
-    ("trading: fetch candles and tick engines", "trading.tasks.schedule_engine_ticks_task", {"interval": {"every": 1, "period": "minutes"}}),
-)
