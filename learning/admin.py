@@ -21,6 +21,7 @@ from learning.models import (
     MarketRegimeStats,
     ModelVersion,
     PositionSizing,
+    RecentPerformance,
     SignalQuality,
     StrategyPerformance,
     TrainingExample,
@@ -280,6 +281,16 @@ class FeatureImportanceAdmin(AggregateAdmin):
     list_filter = ("strategy_type",)
     search_fields = ("feature_name", "strategy_type")
     ordering = ("-importance_score",)
+
+
+@admin.register(RecentPerformance)
+class RecentPerformanceAdmin(AggregateAdmin):
+    list_display = (
+        "system_type", "symbol", "window_outcomes", "pnl_pct_20", "pnl_pct_50", "win_rate_20", "win_rate_50",
+        "total_outcomes", "last_entry_time", "last_exit_time", "last_updated",
+    )  # fmt: skip
+    list_filter = ("system_type", "symbol")
+    search_fields = ("symbol",)
 
 
 @admin.register(ModelVersion)

@@ -1,7 +1,7 @@
 """The persistent learning store: one training record per closed trade and five learned aggregates.
 
 `TrainingRecord` (ml_training_data) is the source of truth. The five aggregate tables are
-derived from it: each keeps running sums (the `sum_*`, `cum_*` columns) from which its
+derived from it (and so is RecentPerformance, the rolling windows): each keeps running sums (the `sum_*`, `cum_*` columns) from which its
 published figures (win rates, averages, Sharpe, drawdown, sizes, correlations) are computed,
 and `rebuild_learning_stats` recomputes all of them from the records.
 
@@ -287,6 +287,48 @@ class FeatureImportance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.feature_name} ({self.strategy_type})"
+
+
+# RecentPerformance rows for a whole system (every symbol) carry this symbol.
+ALL_SYMBOLS = "*"
+# Outcomes a rolling window keeps: the 50 its figures read, and as many again for outcomes already
+# stored when a decision about an earlier moment is made (an exit in the decision's own candle,
+# a tick running late), which the figures at that moment must leave out.
+RECENT_WINDOW_CAPACITY = 100
+
+
+class RecentPerformance(models.Model):
+    """The strategy's recent record: the last outcomes (shadow included) of a system, or of a system on one symbol.
+
+    The rolling window beside the all-time aggregates: the decision-time features of
+    learning.recent are read from `window`, and the figures below are those of its last 20
+    and 50 outcomes, as of the latest one. Rebuilt from the training records like the others.
+    """
+
+    system_type = models.CharField(max_length=32, choices=SystemType.choices)
+    symbol = models.CharField(max_length=32, help_text=f"'{ALL_SYMBOLS}' for every symbol of the system.")
+    window = models.JSONField(
+        default=list,
+        help_text="The last outcomes in exit order, each [exit µs since 1970, entry µs, symbol, net P&L in "
+        "units of 1e-10, success].",
+    )
+    total_outcomes = models.PositiveIntegerField(default=0, help_text="All outcomes ever folded in.")
+    window_outcomes = models.PositiveSmallIntegerField(default=0, help_text="Outcomes the 50-window holds (at most 50).")
+    pnl_pct_20 = models.FloatField(default=0.0, help_text="Mean net P&L of the last 20 outcomes (a fraction).")
+    pnl_pct_50 = models.FloatField(default=0.0, help_text="Mean net P&L of the last 50 outcomes (a fraction).")
+    win_rate_20 = models.FloatField(default=0.5, help_text="Win rate of the last 20 outcomes.")
+    win_rate_50 = models.FloatField(default=0.5, help_text="Win rate of the last 50 outcomes.")
+    last_entry_time = models.DateTimeField(null=True, blank=True, help_text="The latest signal among the last 50.")
+    last_exit_time = models.DateTimeField(null=True, blank=True)
+    last_updated = models.DateTimeField()
+
+    class Meta:
+        db_table = "recent_performance_learning"
+        verbose_name_plural = "recent performance"
+        constraints = [models.UniqueConstraint(fields=["system_type", "symbol"], name="recent_performance_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.system_type} {self.symbol}"
 
 
 class ModelKind(models.TextChoices):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -93,6 +93,29 @@ def pnl_units(pnl_pct) -> int:
 
 def _microseconds(delta: timedelta) -> int:
     return delta // timedelta(microseconds=1)
+
+
+_EPOCH_DATETIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def window_entry(*, exit_time: datetime, entry_time: datetime, symbol: str, pnl_units: int, success: bool) -> list:
+    """One outcome as a rolling window in the learning store keeps it (JSON): sorting these lists is exit order."""
+    return [_microseconds(exit_time - _EPOCH_DATETIME), _microseconds(entry_time - _EPOCH_DATETIME), symbol, pnl_units, success]
+
+
+def window_outcomes(system_type: str, window: Iterable[list]) -> list[RecentOutcome]:
+    """A stored rolling window's entries as outcomes, in the window's (exit) order."""
+    return [
+        RecentOutcome(
+            system_type=system_type,
+            symbol=symbol,
+            exit_time=_EPOCH_DATETIME + timedelta(microseconds=exit_us),
+            entry_time=_EPOCH_DATETIME + timedelta(microseconds=entry_us),
+            pnl_pct=units / _PNL_SCALE,
+            success=success,
+        )
+        for exit_us, entry_us, symbol, units, success in window
+    ]
 
 
 def exit_order(outcome: RecentOutcome) -> tuple:

@@ -1,6 +1,7 @@
 """Reads of the learning store: strategy insights, the learning summary, online and hybrid model status."""
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,14 +19,58 @@ from learning.models import (
     ModelVersion,
     OnlineLearningState,
     PositionSizing,
+    RecentPerformance,
     SignalQuality,
     StrategyPerformance,
     SystemType,
     TrainingExample,
     TrainingRecord,
 )
+from learning.models import ALL_SYMBOLS, RECENT_WINDOW_CAPACITY
+from learning.recent import RECENT_WINDOWS, RecentOutcome, recent_record_of_windows, window_outcomes
 
 RECENT_DAYS = 30
+_LONGEST_WINDOW = max(RECENT_WINDOWS)
+
+
+def recent_record_features(*, system_type: str, symbol: str, at) -> dict[str, float]:
+    """The strategy's recent record as decision-time features (learning.recent) for `system_type` on `symbol` at `at`.
+
+    `at` is the open time of the candle being decided on; only outcomes that exited before it
+    count. Read from the rolling windows (RecentPerformance).
+    """
+    rows = RecentPerformance.objects.filter(system_type=system_type, symbol__in=(ALL_SYMBOLS, symbol)).values_list("symbol", "window")
+    return recent_record_of_rows(system_type=system_type, symbol=symbol, at=at, windows=dict(rows), records_fallback=True)
+
+
+def recent_record_of_rows(*, system_type: str, symbol: str, at, windows: Mapping[str, list], records_fallback: bool) -> dict[str, float]:
+    """The recent-record features from the rolling windows' entries by symbol (ALL_SYMBOLS: the system's).
+
+    Should a full window hold fewer than 50 outcomes before `at` (many stored since: a tick
+    running far behind), the training records are read instead when `records_fallback`.
+    """
+    scopes = []
+    for scope_symbol in (ALL_SYMBOLS, symbol):
+        outcomes = window_outcomes(system_type, windows.get(scope_symbol, []))
+        known = sum(1 for o in outcomes if o.exit_time < at)
+        if records_fallback and len(outcomes) >= RECENT_WINDOW_CAPACITY and known < _LONGEST_WINDOW:
+            outcomes = _recent_records(system_type=system_type, symbol=None if scope_symbol == ALL_SYMBOLS else symbol, before=at)
+        scopes.append(outcomes)
+    return recent_record_of_windows(system_outcomes=scopes[0], symbol_outcomes=scopes[1], at=at)
+
+
+def _recent_records(*, system_type: str, symbol: str | None, before) -> list[RecentOutcome]:
+    records = TrainingRecord.objects.filter(system_type=system_type, exit_time__lt=before)
+    if symbol is not None:
+        records = records.filter(symbol=symbol)
+    # The latest exits and everything tied with the oldest of them: exit order breaks the ties.
+    rows = list(records.order_by("-exit_time").values_list("exit_time", flat=True)[_LONGEST_WINDOW - 1 : _LONGEST_WINDOW])
+    if rows:
+        records = records.filter(exit_time__gte=rows[0])
+    return [
+        RecentOutcome(system_type=system_type, symbol=sym, entry_time=entry, exit_time=exit, pnl_pct=float(pnl), success=success)
+        for sym, entry, exit, pnl, success in records.values_list("symbol", "entry_time", "exit_time", "pnl_pct", "success")
+    ]
 
 
 def _tally(rows) -> dict:

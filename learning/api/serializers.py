@@ -1,7 +1,7 @@
 """Serializers of the learning API: input shapes checked here, business rules in the services."""
 from rest_framework import serializers
 
-from learning.models import ExitReason, MarketRegime, Side, SystemType, TrainingRecord, VolatilityRegime
+from learning.models import ExitReason, MarketRegime, RecentPerformance, Side, SystemType, TrainingRecord, VolatilityRegime
 from tradelearn.api.fields import FiniteFloatField
 
 MAX_BATCH = 1000
@@ -105,3 +105,18 @@ def one_or_many(serializer_class, data, *, limit: int = MAX_BATCH) -> tuple[list
     serializer = serializer_class(data=data, many=many)
     serializer.is_valid(raise_exception=True)
     return (serializer.validated_data if many else [serializer.validated_data]), many
+
+
+class RecentPerformanceOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RecentPerformance
+        fields = (
+            "system_type", "symbol", "window_outcomes", "pnl_pct_20", "pnl_pct_50", "win_rate_20", "win_rate_50",
+            "total_outcomes", "last_entry_time", "last_exit_time", "last_updated",
+        )  # fmt: skip
+
+
+class RecentRecordInputSerializer(serializers.Serializer):
+    system_type = serializers.ChoiceField(choices=SystemType.choices)
+    symbol = serializers.CharField(max_length=32)
+    at = serializers.DateTimeField(help_text="The open time of the candle being decided on (UTC).")

@@ -1,4 +1,4 @@
-"""The learning API under /api/v1/: trade outcomes, recommendations, insights, the summary."""
+"""The learning API under /api/v1/: trade outcomes, recommendations, insights, recent performance, the summary."""
 from dataclasses import asdict
 
 import django_filters
@@ -9,6 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from learning.api.serializers import (
+    RecentPerformanceOutputSerializer,
+    RecentRecordInputSerializer,
     SignalContextInputSerializer,
     SignalRecommendationOutputSerializer,
     StoreResultOutputSerializer,
@@ -16,8 +18,8 @@ from learning.api.serializers import (
     TrainingRecordOutputSerializer,
     one_or_many,
 )
-from learning.models import SystemType, TrainingRecord
-from learning.selectors import get_learning_summary, get_strategy_insights
+from learning.models import RecentPerformance, SystemType, TrainingRecord
+from learning.selectors import get_learning_summary, get_strategy_insights, recent_record_features
 from learning.services import get_signal_recommendation, store_trade_outcomes
 from learning.types import SignalContext, TradeOutcome
 from tradelearn.api.pagination import NewestFirstCursorPagination
@@ -76,3 +78,21 @@ class LearningSummaryApi(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request):
         return Response(get_learning_summary())
+
+
+class RecentPerformanceListApi(generics.ListAPIView):
+    """The rolling windows of recent performance, per system (symbol "*") and per system and symbol."""
+
+    queryset = RecentPerformance.objects.order_by("system_type", "symbol")
+    serializer_class = RecentPerformanceOutputSerializer
+    filterset_fields = ("system_type", "symbol")
+
+
+class RecentRecordApi(APIView):
+    """The recent-record features a decision of `system_type` on `symbol` at candle `at` would see."""
+
+    @extend_schema(parameters=[RecentRecordInputSerializer], responses={200: dict})
+    def get(self, request):
+        serializer = RecentRecordInputSerializer(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
+        return Response(recent_record_features(**serializer.validated_data))

@@ -1,10 +1,11 @@
-"""The five learned aggregates: how one outcome updates each, and how all are rebuilt.
+"""The learned aggregates (five all-time tables and the rolling windows of recent performance): how one outcome updates each, and how all are rebuilt.
 
 Each aggregate is a fold over training records in recording (id) order. The incremental
 path (`aggregates_apply`, inside the outcome's transaction) and the rebuild
 (`aggregates_rebuild`) run the very same `apply` and `refresh` functions, so they can only
 disagree if rows are lost or counted twice, which the tests check.
 """
+import bisect
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -21,10 +22,14 @@ from django.db.models import Model, Q
 from django.utils import timezone
 
 from learning import stats
+from learning.recent import window_entry, window_figures, window_outcomes
 from tradelearn.bulk import bulk_insert, bulk_update_rows
 from learning.buckets import confidence_range, label_midpoint
 from learning.models import (
+    ALL_SYMBOLS,
+    RECENT_WINDOW_CAPACITY,
     FeatureImportance,
+    RecentPerformance,
     MarketRegimeStats,
     PositionSizing,
     SignalQuality,
@@ -47,6 +52,10 @@ class OutcomeFacts:
     net_pnl: Decimal
     duration_minutes: int
     features: dict
+    symbol: str
+    entry_time: datetime
+    exit_time: datetime
+    pnl_units: int  # net P&L in units of 1e-10, exactly as stored (the recent record sums these)
 
     @classmethod
     def from_record(cls, record) -> "OutcomeFacts":
@@ -67,7 +76,20 @@ class OutcomeFacts:
             net_pnl=net_pnl,
             duration_minutes=duration,
             features=record.features or {},
+            symbol=record.symbol,
+            entry_time=record.entry_time,
+            exit_time=record.exit_time,
+            pnl_units=_pnl_units(record.pnl_pct),
         )
+
+
+def _pnl_units(pnl_pct) -> int:
+    """pnl_pct as the store quantizes it (10 places, half to even), in units of 1e-10."""
+    number = pnl_pct if type(pnl_pct) is Decimal else Decimal(str(pnl_pct))
+    return int(number.quantize(_PNL_PLACES).scaleb(10))
+
+
+_PNL_PLACES = Decimal("1e-10")
 
 
 def _prior_strength() -> float:
@@ -306,6 +328,39 @@ class FeatureImportanceAggregate(Aggregate):
         return Q(strategy_type=key[1])
 
 
+class RecentPerformanceAggregate(Aggregate):
+    """The rolling windows: each row keeps the last RECENT_WINDOW_CAPACITY outcomes of its scope in exit order.
+
+    A row keeps the largest entries by exit order whatever order they are folded in, so the
+    incremental path (store order) and the rebuild (id order) agree.
+    """
+
+    model = RecentPerformance
+    key_fields = ("system_type", "symbol")
+
+    def keys(self, facts):
+        return [(facts.system_type, ALL_SYMBOLS), (facts.system_type, facts.symbol)]
+
+    def apply(self, row, facts, key):
+        entry = window_entry(
+            exit_time=facts.exit_time, entry_time=facts.entry_time, symbol=facts.symbol, pnl_units=facts.pnl_units, success=facts.success
+        )
+        bisect.insort(row.window, entry)
+        if len(row.window) > RECENT_WINDOW_CAPACITY:
+            del row.window[0]
+        row.total_outcomes += 1
+
+    def refresh(self, row):
+        outcomes = window_outcomes(row.system_type, row.window)
+        row.pnl_pct_20, row.pnl_pct_50, row.win_rate_20, row.win_rate_50, count = window_figures(outcomes)
+        row.window_outcomes = int(count)
+        row.last_entry_time = max((o.entry_time for o in outcomes[-int(count):]), default=None) if count else None
+        row.last_exit_time = outcomes[-1].exit_time if outcomes else None
+
+    def records_touching(self, key):
+        return Q(system_type=key[0]) if key[1] == ALL_SYMBOLS else Q(system_type=key[0], symbol=key[1])
+
+
 def payoff_ratio(*, wins: int, losses: int, sum_win_pnl_pct: float, sum_loss_pnl_pct: float, prior_ratio: float) -> float:
     """Average win over average loss, shrunk toward `prior_ratio` while either side is thin."""
     strength = _prior_strength()
@@ -335,6 +390,7 @@ AGGREGATES: tuple[Aggregate, ...] = (
     MarketRegimeAggregate(),
     PositionSizingAggregate(),
     FeatureImportanceAggregate(),
+    RecentPerformanceAggregate(),
 )
 AGGREGATE_MODELS = tuple(aggregate.model for aggregate in AGGREGATES)
 
@@ -366,7 +422,7 @@ def _fold_groups(aggregate: Aggregate, rows: dict, groups: dict[tuple, list]) ->
 def _locked_rows(aggregate: Aggregate, keys: Sequence[tuple]):
     """The existing rows with these keys, locked in primary-key order until the transaction ends.
 
-    Written as SQL because it runs five times per stored outcome and the ORM's query
+    Written as SQL because it runs once per table for every store and the ORM's query
     compilation cost more than the query itself.
     """
     model, quote = aggregate.model, connection.ops.quote_name
@@ -412,11 +468,12 @@ def _lock_training_records() -> None:
 def _records_in_order(condition: Q | None = None) -> Iterable[OutcomeFacts]:
     fields = (
         "strategy_type", "system_type", "confidence_score", "market_regime", "volatility_regime",
-        "success", "pnl_pct", "net_pnl", "duration_minutes", "features",
+        "success", "pnl_pct", "net_pnl", "duration_minutes", "features", "symbol", "entry_time", "exit_time",
     )  # fmt: skip
     queryset = TrainingRecord.objects.filter(condition or Q()).order_by("id").values_list(*fields)
     for row in queryset.iterator(chunk_size=2000):
         values = dict(zip(fields, row))
+        values["pnl_units"] = _pnl_units(values["pnl_pct"])
         values["pnl_pct"] = float(values["pnl_pct"])
         values["features"] = values["features"] or {}
         yield OutcomeFacts(**values)
@@ -424,7 +481,7 @@ def _records_in_order(condition: Q | None = None) -> Iterable[OutcomeFacts]:
 
 @transaction.atomic
 def aggregates_rebuild() -> dict[str, int]:
-    """Recompute all five aggregates from the training records; returns rows per table."""
+    """Recompute every aggregate from the training records; returns rows per table."""
     _lock_training_records()
     now = timezone.now()
     states: dict[Aggregate, dict] = {aggregate: {} for aggregate in AGGREGATES}

@@ -7,7 +7,8 @@ live path uses (store_trade_outcomes, online_checkpoint, batch_retrain). In betw
 
 - `observe` folds each closed trade into the three tables recommendations read (with the
   aggregates' own `apply` and `refresh`) and queues it for the online ensemble;
-- `recommend` runs get_signal_recommendation on those in-memory rows;
+- `recommend` runs get_signal_recommendation on those in-memory rows, and `recent_record` reads
+  the rolling windows of recent performance kept the same way;
 - `learn` teaches the in-memory online ensemble what has closed; `predict` blends it with the
   active batch model, exactly as hybrid_predict does.
 
@@ -32,10 +33,12 @@ from learning.ml.batch import train_batch_artifact
 from learning.ml.hybrid import HybridPrediction, HybridPredictor
 from learning.ml.online import OnlineEnsemble, learn_resident
 from learning.ml.schema import FEATURE_SCHEMA
-from learning.models import ModelKind, ModelVersion, TrainingRecord
+from learning.models import ALL_SYMBOLS, ModelKind, ModelVersion, TrainingRecord
+from learning.selectors import recent_record_of_rows
 from learning.services.aggregates import (
     OutcomeFacts,
     PositionSizingAggregate,
+    RecentPerformanceAggregate,
     SignalQualityAggregate,
     StrategyPerformanceAggregate,
 )
@@ -59,6 +62,7 @@ from learning.services.recommendation import Evidence, get_signal_recommendation
 from learning.types import SignalContext, SignalRecommendation, TradeOutcome
 
 _QUALITY, _STRATEGY, _SIZING = SignalQualityAggregate(), StrategyPerformanceAggregate(), PositionSizingAggregate()
+_RECENT = RecentPerformanceAggregate()
 _threadpools = ThreadpoolController()  # made after scikit-learn's imports, so it sees their thread pools
 _WRITE_CHUNK = 2000
 
@@ -109,6 +113,7 @@ class LearningSession:
             self._cells[(row.confidence_range, row.market_regime, row.volatility_regime)][_STRATEGY.key_of(row)] = row
         for row in _SIZING.model.objects.all():
             self._sizing[_SIZING.key_of(row)] = row
+        self._recent: dict[tuple, object] = {_RECENT.key_of(row): row for row in _RECENT.model.objects.all()}
 
     def _load_models(self) -> None:
         active = {version.kind: version for version in ModelVersion.objects.filter(active=True)}
@@ -149,6 +154,13 @@ class LearningSession:
     def recommend(self, context: SignalContext) -> SignalRecommendation:
         return get_signal_recommendation(context=context, evidence=self._evidence)
 
+    def recent_record(self, *, system_type: str, symbol: str, at: datetime) -> dict[str, float]:
+        """learning.selectors.recent_record_features, read from the rolling windows kept here."""
+        windows = {
+            scope: row.window for scope in (ALL_SYMBOLS, symbol) if (row := self._recent.get((system_type, scope))) is not None
+        }
+        return recent_record_of_rows(system_type=system_type, symbol=symbol, at=at, windows=windows, records_fallback=False)
+
     def predict(self, features: Mapping[str, float]) -> HybridPrediction:
         if self._predictor is None:  # a session that does not learn still predicts with the active versions
             self._load_models()
@@ -156,7 +168,7 @@ class LearningSession:
 
     # -- learning ----------------------------------------------------------------------------
     def observe(self, outcome: TradeOutcome) -> None:
-        """Take in a closed trade: at once into the evidence, into the ensemble at the next `learn`."""
+        """Take in a closed trade: at once into the evidence and the rolling windows, into the ensemble at the next `learn`."""
         facts = OutcomeFacts.from_record(outcome)
         (quality_key,) = _QUALITY.keys(facts)
         (strategy_key,) = _STRATEGY.keys(facts)
@@ -164,6 +176,8 @@ class LearningSession:
         _fold(_QUALITY, self._quality[facts.strategy_type], quality_key[1], quality_key, facts)
         _fold(_STRATEGY, self._cells[strategy_key[2:]], strategy_key, strategy_key, facts)
         _fold(_SIZING, self._sizing, sizing_key, sizing_key, facts)
+        for recent_key in _RECENT.keys(facts):
+            _fold(_RECENT, self._recent, recent_key, recent_key, facts)
         vector, label = schema_vector(outcome.features), int(facts.success)
         self._pending.append((outcome, vector, label))
         if vector is None:

@@ -1,6 +1,7 @@
 """The learning API: good input stored or answered, bad input a 4xx in the one error shape, nothing stored."""
 import json
 from dataclasses import asdict
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -141,3 +142,17 @@ def test_insights_and_summary(client):
     assert client.get("/api/v1/strategies/trend_following/insights/", {"system_type": "x"}).status_code == 400
     summary = client.get("/api/v1/learning/summary/").json()
     assert summary["total_records"] == 10
+
+
+def test_recent_performance_and_the_recent_record_are_readable(client):
+    store_trade_outcomes(outcomes=TradeOutcomeFactory.build_batch(30, system_type="paper_trading", symbol="BTCUSDT"))
+    rows = client.get("/api/v1/learning/recent-performance/", {"system_type": "paper_trading"}).json()["results"]
+    assert {row["symbol"] for row in rows} == {"*", "BTCUSDT"}
+    assert all(row["window_outcomes"] == 30 and row["total_outcomes"] == 30 for row in rows)
+    latest = max(record.exit_time for record in TrainingRecord.objects.all())
+    answer = client.get("/api/v1/learning/recent-record/", {"system_type": "paper_trading", "symbol": "BTCUSDT", "at": (latest + timedelta(hours=1)).isoformat()})
+    assert answer.status_code == 200 and answer.json()["recent_symbol_count"] == 30
+    bad = client.get("/api/v1/learning/recent-record/", {"system_type": "moon", "at": "yesterday"})
+    assert bad.status_code == 400
+    assert_error_shape(bad, "system_type", "symbol", "at")
+    assert APIClient().get("/api/v1/learning/recent-performance/").status_code in (401, 403)

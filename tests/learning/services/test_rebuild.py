@@ -30,6 +30,9 @@ def test_rebuild_equals_incremental_after_thousands_of_random_outcomes():
         position += size
     incremental = aggregates_snapshot()
     assert sum(row["total_trades"] for row in incremental["strategy_performance_learning"].values()) == 3000
+    # The rolling windows were filled out of exit order (random entry times) and have dropped outcomes.
+    windows = incremental["recent_performance_learning"]
+    assert len(windows) == 6 and all(len(row["window"]) == 100 for row in windows.values())
 
     call_command("rebuild_learning_stats", stdout=open("/dev/null", "w"))
     assert aggregates_snapshot() == incremental
