@@ -11,6 +11,7 @@ from learning.services.online import online_update
 from learning.services.retrain import batch_retrain
 from learning.services.versions import feature_importance_model_refresh
 from learning.services.retention import training_records_prune
+from tradelearn.notifications import notify
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, RedisConnectionError)
 TASK_OPTIONS = {
@@ -36,8 +37,12 @@ def online_update_task(as_of: str | None = None, max_records: int | None = None)
 
 @shared_task(**TASK_OPTIONS)
 def batch_retrain_task(as_of: str | None = None) -> dict:
-    """Retrain the batch model; returns at once when another retrain holds the lease."""
-    return dataclasses.asdict(batch_retrain(as_of=_as_of(as_of)))
+    """Retrain the batch model; returns at once when another retrain holds the lease. Notifies what became of a trained model."""
+    result = batch_retrain(as_of=_as_of(as_of))
+    if result.version is not None:
+        event = "retrain_adopted" if result.activated else "retrain_refused"
+        notify(event, f"batch model {result.version} {'adopted' if result.activated else 'refused'}: {result.reason}", version=result.version, reason=result.reason)
+    return dataclasses.asdict(result)
 
 
 @shared_task(**TASK_OPTIONS)

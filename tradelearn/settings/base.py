@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "tradelearn.api",
+    "tradelearn.notifications",
     "learning",
     "trading",
     "scraping",
@@ -257,6 +258,19 @@ HEALTH_CANDLE_MAX_AGE_SECONDS = env_float("HEALTH_CANDLE_MAX_AGE_SECONDS", 0.0, 
 HEALTH_ONLINE_UPDATE_MAX_AGE_SECONDS = env_float("HEALTH_ONLINE_UPDATE_MAX_AGE_SECONDS", 3600.0, minimum=1.0)
 # The batch retrain runs daily.
 HEALTH_RETRAIN_MAX_AGE_SECONDS = env_float("HEALTH_RETRAIN_MAX_AGE_SECONDS", 2 * 86400.0, minimum=1.0)
+
+# --- Notifications (off unless a target is set) ------------------------------------------------
+# A generic webhook receives each event as JSON {"event", "text", "data", "at"}.
+NOTIFY_WEBHOOK_URL = env_url("NOTIFY_WEBHOOK_URL", None, schemes=("http", "https"))
+# Telegram: a bot token from @BotFather and the chat it writes to (the token is a secret: env only).
+NOTIFY_TELEGRAM_BOT_TOKEN = env_str("NOTIFY_TELEGRAM_BOT_TOKEN", None)
+NOTIFY_TELEGRAM_CHAT_ID = env_str("NOTIFY_TELEGRAM_CHAT_ID", None)
+NOTIFY_TELEGRAM_API_URL = env_url("NOTIFY_TELEGRAM_API_URL", "https://api.telegram.org", schemes=("http", "https"))
+NOTIFY_EVENTS = env_list("NOTIFY_EVENTS", [
+    "trade_opened", "trade_closed", "retrain_adopted", "retrain_refused", "feed_failing", "feed_recovered",
+    "reconciliation_mismatch", "kill_switch",
+])  # fmt: skip
+NOTIFY_TIMEOUT_SECONDS = env_float("NOTIFY_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 # Replay's learning cadence, in outcomes (real and shadow closes) since the last update.
 REPLAY_ONLINE_UPDATE_EVERY = env_int("REPLAY_ONLINE_UPDATE_EVERY", 10, minimum=1)
 REPLAY_RETRAIN_EVERY = env_int("REPLAY_RETRAIN_EVERY", 200, minimum=1)

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from tradelearn.notifications import notify
 from trading.features.builder import HISTORY_CANDLES
 from trading.marketdata.feeds import CLOCK, EXCHANGE, ClockFeed, ExchangeFeed, Feed, configured_feed_name, describe_failure
 from trading.marketdata.naming import normalize_symbol, timeframe_ms
@@ -106,6 +107,7 @@ def feed_poll(*, feed: Feed | None = None, now: datetime | None = None) -> FeedP
         return _record_failure(feed.name, now=now, description=describe_failure(error), closed_until=feed.closed_until(now=now))
     if status.consecutive_failures:
         logger.warning("market data (%s): fetching again after %d failed attempts since %s", feed.name, status.consecutive_failures, status.failing_since)
+        notify("feed_recovered", f"market data ({feed.name}) fetching again after {status.consecutive_failures} failed attempts", feed=feed.name)
     MarketFeedStatus.objects.filter(pk=status.pk).update(
         last_success_at=now, failing_since=None, consecutive_failures=0, retry_after=None, updated_at=now
     )
@@ -122,6 +124,8 @@ def _record_failure(name: str, *, now: datetime, description: str, closed_until:
     if status.consecutive_failures == 1 or description != status.last_error:
         # Once per streak (and when the cause changes), one line: the root cause, not a traceback.
         logger.warning("market data (%s): fetch failed: %s; ticks go on with stored candles, retrying in %.0f s", name, description, delay)
+        if status.consecutive_failures == 1:
+            notify("feed_failing", f"market data ({name}): fetch failed: {description}; retrying", feed=name, error=description)
     if status.failing_since is None:
         status.failing_since = now
     status.last_error = description[:500]

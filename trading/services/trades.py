@@ -16,6 +16,7 @@ from django.utils import timezone
 from learning.models import ExitReason, MarketRegime, Side, VolatilityRegime
 from learning.services import store_trade_outcome
 from learning.types import TradeOutcome
+from tradelearn.notifications import notify
 from trading import execution
 from trading.models import PaperAccount, PaperTrade, SignalDecision
 from trading.services.accounts import account_margin
@@ -262,6 +263,12 @@ def trade_open(
         if not is_shadow:
             account.save(update_fields=["current_balance", "updated_at"])
         logger.info("Opened %s%s", result.trade, " (shadow)" if is_shadow else "")
+        if not is_shadow:
+            trade = result.trade
+            notify(
+                "trade_opened", f"{account.name}: opened {trade.side} {trade.quantity.normalize()} {trade.symbol} at {trade.entry_price.normalize()}",
+                account=account.name, trade_id=trade.pk, symbol=trade.symbol, side=trade.side, entry_price=str(trade.entry_price), quantity=str(trade.quantity),
+            )  # fmt: skip
     return result
 
 
@@ -525,6 +532,12 @@ def trade_close(*, trade: PaperTrade, exit_time: datetime, exit_price: Decimal, 
         logger.warning("Outcome of %s was stored already; learning left unchanged", trade)
     transaction.on_commit(_queue_model_update, robust=True)
     logger.info("Closed %s: %s at %s, net %s", trade, exit_reason, exit_price, trade.net_pnl)
+    if not trade.is_shadow:
+        notify(
+            "trade_closed", f"{account.name}: closed {trade.side} {trade.symbol} ({exit_reason}) at {exit_price.normalize()}, net P&L {trade.net_pnl:.2f}",
+            account=account.name, trade_id=trade.pk, symbol=trade.symbol, side=trade.side, exit_reason=exit_reason,
+            exit_price=str(exit_price), net_pnl=str(trade.net_pnl),
+        )  # fmt: skip
     return trade
 
 
