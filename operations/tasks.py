@@ -12,7 +12,7 @@ from django.db import InterfaceError, OperationalError
 from operations.ticks import engine_tick
 from trading.marketdata.naming import normalize_symbol
 from trading.models import PaperAccount
-from trading.services.candles import candles_fetch
+from trading.services.feeds import feed_poll
 
 
 @shared_task(
@@ -43,11 +43,18 @@ def engine_tick_task(account_id: int, symbol: str, timeframe: str, exchange: str
     max_retries=5,
 )
 def schedule_engine_ticks_task() -> int:
-    """Beat's entry point: fetch closed candles, then queue a tick per active account and symbol."""
-    candles_fetch(exchange=settings.TRADING_EXCHANGE, symbols=settings.TRADING_MARKETS, timeframe=settings.TRADING_TIMEFRAME)
+    """Beat's entry point: poll the market data feed, then queue a tick per account and symbol; returns how many.
+
+    Ticks run on what is stored whatever the poll did: a failed fetch is recorded, logged once
+    per failure streak and backed off (trading.services.feeds), never raised here. With the clock
+    feed each tick runs up to the clock's latest closed candle. Paused accounts are ticked too:
+    they open nothing but still manage their open trades to their exits.
+    """
+    poll = feed_poll()
+    until = None if poll.closed_until is None else poll.closed_until.isoformat()
     queued = 0
-    for account_id in PaperAccount.objects.filter(is_paused=False).values_list("pk", flat=True):
+    for account_id in PaperAccount.objects.order_by("pk").values_list("pk", flat=True):
         for symbol in (normalize_symbol(market) for market in settings.TRADING_MARKETS):
-            engine_tick_task.delay_on_commit(account_id, symbol, settings.TRADING_TIMEFRAME, settings.TRADING_EXCHANGE)
+            engine_tick_task.delay_on_commit(account_id, symbol, settings.TRADING_TIMEFRAME, settings.TRADING_EXCHANGE, until)
             queued += 1
     return queued

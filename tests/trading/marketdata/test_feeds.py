@@ -123,3 +123,18 @@ def test_a_clock_with_no_candles_reports_it_and_does_not_raise(settings):
     assert not result.ok
     assert "no stored 1h candles of BTCUSDT, ETHUSDT on binanceusdm" in result.error
     assert MarketFeedStatus.objects.get(feed="clock").consecutive_failures == 1
+
+
+def test_the_feed_clock_command_sets_speed_and_start(tmp_path, settings):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    import_bundled(tmp_path, 400)
+    out = StringIO()
+    call_command("feed_clock", "--speed", "60", "--start", "2022-01-10", stdout=out)
+    assert "Clock at market time 2022-01-10 00:00 UTC, ×60" in out.getvalue()
+    status = MarketFeedStatus.objects.get(feed="clock")
+    assert (status.clock_origin, status.clock_speed) == (datetime(2022, 1, 10, tzinfo=UTC), 60.0)
+    with pytest.raises(CommandError, match="--start 'soon' is not an ISO 8601"):
+        call_command("feed_clock", "--start", "soon")
