@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from the project: the docs work offline
     "django_celery_beat",
     "tradelearn.api",
     "tradelearn.notifications",
@@ -150,6 +151,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema lists every private route: like the rest of the API it needs a login or a token.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI from drf-spectacular-sidecar's static files (pinned), never from a CDN. (No Redoc
+    # page: its bundle loads its logo from a CDN whatever the settings.)
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Two models call their choice field `kind`; name each enum after what it is.
     "ENUM_NAME_OVERRIDES": {
