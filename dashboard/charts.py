@@ -64,23 +64,30 @@ def _date_axis(axes) -> None:
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
+def _max_ticks(**options):
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(**options)
+
+
 def learning_chart(progress: list[selectors.DailyOutcomes]) -> SafeString | None:
-    """Outcomes per day and the rolling win rate, one line per system."""
+    """Outcomes per week and the rolling win rate, one line per system."""
     if not progress:
         return None
     series: dict[str, list[tuple]] = {}
-    for row in progress:
-        series.setdefault(row.system_type, []).append((row.day, row.outcomes, row.rolling_win_rate))
+    for row in selectors.outcomes_by_week(progress):
+        series.setdefault(row.system_type, []).append((row.week, row.outcomes, row.rolling_win_rate))
     data = tuple((system, tuple(points)) for system, points in series.items())
 
     def draw(figure: Figure, data: tuple) -> None:
         outcomes, rolling = figure.subplots(2, 1, sharex=True)
         for colour, (system, points) in zip(COLOURS, data):
-            days = [point[0] for point in points]
-            outcomes.plot(days, [point[1] for point in points], color=colour, linewidth=0.8, label=system)
-            rolling.plot(days, [point[2] for point in points], color=colour, linewidth=1.2, label=system)
+            weeks = [point[0] for point in points]
+            outcomes.step(weeks, [point[1] for point in points], where="post", color=colour, linewidth=1.0, label=system)
+            rolling.plot(weeks, [point[2] for point in points], color=colour, linewidth=1.2, label=system)
         rolling.axhline(0.5, color="#6b7280", linewidth=0.8, linestyle="--")
-        outcomes.set_ylabel("outcomes / day")
+        outcomes.set_ylabel("outcomes / week")
+        outcomes.set_ylim(bottom=0)
         rolling.set_ylabel(f"win rate ({selectors.ROLLING_DAYS} d)")
         rolling.set_ylim(0, 1)
         outcomes.legend(loc="upper left", frameon=False)
@@ -123,9 +130,15 @@ def calibration_chart(
 
 
 def equity_chart(accounts: list[selectors.AccountRow]) -> SafeString | None:
-    """Each account's equity from closed real trades, by exit day."""
+    """Each account's equity from closed real trades, by exit day; one that stopped trading is carried
+    on, dotted, to its latest signal and labelled with why."""
     data = tuple(
-        (account.name, float(account.starting_balance), tuple((point.day, float(point.equity)) for point in account.curve))
+        (
+            account.name,
+            float(account.starting_balance),
+            tuple((point.day, float(point.equity)) for point in account.curve),
+            (account.stopped.latest_signal.date(), _stopped_label(account.stopped)) if account.stopped else None,
+        )
         for account in accounts
         if account.curve
     )
@@ -134,13 +147,24 @@ def equity_chart(accounts: list[selectors.AccountRow]) -> SafeString | None:
 
     def draw(figure: Figure, data: tuple) -> None:
         axes = figure.subplots()
-        for colour, (name, start, points) in zip(COLOURS, data):
+        for colour, (name, start, points, stopped) in zip(COLOURS, data):
             axes.step([points[0][0], *(day for day, _ in points)], [start, *(value for _, value in points)], where="post", color=colour, linewidth=1.2, label=name)
+            if stopped:
+                last_day, last_equity = points[-1]
+                axes.plot([last_day, stopped[0]], [last_equity, last_equity], color=colour, linewidth=1.0, linestyle=":")
+                axes.annotate(stopped[1], (last_day, last_equity), xytext=(6, 6), textcoords="offset points", fontsize=7, color=colour)
         axes.set_ylabel("equity")
-        axes.legend(loc="upper left", frameon=False)
+        axes.legend(loc="upper right", frameon=False)
         _date_axis(axes)
 
     return _render("equity", data, draw)
+
+
+def _stopped_label(stopped: selectors.Inactivity) -> str:
+    if stopped.paused:
+        return "paused"
+    what = f"learner skipped {stopped.skipped:,}" if stopped.skipped >= stopped.refused else f"risk limits refused {stopped.refused:,}"
+    return f"no trade since {stopped.last_entry:%Y-%m-%d}: {what} of {stopped.signals:,} signals" if stopped.last_entry else f"no trade: {what}"
 
 
 def model_chart(versions: list[selectors.VersionRow]) -> SafeString | None:
@@ -161,6 +185,7 @@ def model_chart(versions: list[selectors.VersionRow]) -> SafeString | None:
             for row in rows:
                 if row[3]:
                     axes.scatter([row[1]], [row[2]], marker="*", s=160, color=colour, zorder=3)
+        axes.xaxis.set_major_locator(_max_ticks(integer=True))  # versions are whole numbers
         axes.set_xlabel("version (sequence within its kind; ★ active)")
         axes.set_ylabel("log-loss")
         axes.legend(loc="upper right", frameon=False)
@@ -208,6 +233,8 @@ def feature_chart(
             values = [value for _, value in rows]
             axes.barh([name for name, _ in rows], values, color=[COLOURS[0] if value >= 0 else COLOURS[3] for value in values])
             axes.axvline(0, color="#6b7280", linewidth=0.8)
+            # Few ticks, so labels like −0.050 and −0.025 never run into each other.
+            axes.xaxis.set_major_locator(_max_ticks(nbins=4))
             axes.invert_yaxis()
             axes.set_title(title, fontsize=9)
 

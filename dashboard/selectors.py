@@ -1,8 +1,9 @@
 """Dashboard reads: every figure is aggregated in the database, so a page costs the same number of queries at any size."""
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import (
     Avg,
     Case,
@@ -12,6 +13,7 @@ from django.db.models import (
     F,
     Func,
     IntegerField,
+    Max,
     OuterRef,
     Q,
     Subquery,
@@ -43,6 +45,8 @@ RECENT_DECISIONS = 25
 MODEL_VERSIONS_SHOWN = 20
 TOP_FEATURES = 15
 OPEN_TRADES_SHOWN = 50
+# An account whose engine kept deciding this long after its last real trade has stopped trading: the page says why.
+STOPPED_AFTER = timedelta(days=30)
 METRIC_NAMES = ("n", "log_loss", "brier", "accuracy", "roc_auc", "ece")
 
 CLOSED_REAL = Q(is_shadow=False, status=PaperTrade.Status.CLOSED)
@@ -128,6 +132,29 @@ def system_totals(progress: list[DailyOutcomes]) -> list[SystemTotals]:
         tally[1] += row.wins
         tally[2] += row.shadow
     return [SystemTotals(system_type=system, outcomes=n, wins=w, shadow=s) for system, (n, w, s) in totals.items()]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeeklyOutcomes:
+    system_type: str
+    week: date  # its Monday
+    outcomes: int
+    rolling_win_rate: float | None  # at the week's last day with outcomes
+
+
+def outcomes_by_week(progress: list[DailyOutcomes]) -> list[WeeklyOutcomes]:
+    """The daily rows rolled up per system and ISO week: a count per day swings too much to read."""
+    weeks: dict[tuple[str, date], WeeklyOutcomes] = {}
+    for row in progress:
+        key = (row.system_type, row.day - timedelta(days=row.day.weekday()))
+        before = weeks.get(key)
+        weeks[key] = WeeklyOutcomes(
+            system_type=row.system_type,
+            week=key[1],
+            outcomes=row.outcomes + (before.outcomes if before else 0),
+            rolling_win_rate=row.rolling_win_rate,
+        )
+    return list(weeks.values())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,6 +287,7 @@ class AccountRow:
     open_trades: int
     unrealised_pnl: Decimal
     curve: list[EquityPoint]
+    stopped: "Inactivity | None" = None
 
     @property
     def win_rate(self) -> float | None:
@@ -332,6 +360,67 @@ def _open_real_trades():
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Inactivity:
+    """An account whose engine kept deciding but stopped opening trades, and what it did instead."""
+
+    last_entry: datetime | None  # the newest real trade's entry (None: it never opened one)
+    latest_signal: datetime
+    signals: int  # decided since the last entry
+    skipped: int
+    refused: int
+    paused: bool
+
+    @property
+    def why(self) -> str:
+        since = f"No trade opened since {self.last_entry:%Y-%m-%d}" if self.last_entry else "No trade opened yet"
+        parts = [f"{since}: of its {self.signals:,} signals to {self.latest_signal:%Y-%m-%d}"]
+        if self.skipped:
+            parts.append(
+                f"the learner skipped {self.skipped:,} (expected net P&L after fees not above "
+                f"{settings.LEARNING_MIN_EXPECTED_PNL_PCT:.2%} per trade)"
+            )
+        if self.refused:
+            parts.append(f"risk limits refused {self.refused:,} taken ones")
+        text = parts[0] + ", " + " and ".join(parts[1:]) + "." if len(parts) > 1 else parts[0] + "."
+        return text + (" The account is paused." if self.paused else "")
+
+
+def _inactivity(accounts: list[PaperAccount]) -> dict[int, Inactivity]:
+    """Per account that made no real trade in its last STOPPED_AFTER of signals: what its signals became."""
+    if not accounts:
+        return {}
+    last_entries = dict(
+        PaperTrade.objects.filter(is_shadow=False).values("account_id").annotate(last=Max("entry_time")).values_list("account_id", "last")
+    )
+    since_last_entry = Q()
+    for account in accounts:
+        last = last_entries.get(account.pk)
+        since_last_entry |= Q(account_id=account.pk, **({"candle_time__gte": last} if last else {}))
+    rows = (
+        SignalDecision.objects.filter(since_last_entry)
+        .values("account_id")
+        .annotate(
+            signals=Count("id"),
+            skipped=Count("id", filter=Q(taken=False)),
+            refused=Count("id", filter=Q(taken=True, trade__is_shadow=True)),
+            latest_signal=Max("candle_time"),
+        )
+        .order_by()
+    )
+    paused = {account.pk: account.is_paused for account in accounts}
+    result = {}
+    for row in rows:
+        since = last_entries.get(row["account_id"])
+        if since is not None and row["latest_signal"] - since < STOPPED_AFTER:
+            continue
+        result[row["account_id"]] = Inactivity(
+            last_entry=since, latest_signal=row["latest_signal"], signals=row["signals"], skipped=row["skipped"],
+            refused=row["refused"], paused=paused.get(row["account_id"], False),
+        )  # fmt: skip
+    return result
+
+
 def accounts(*, open_trades: list[OpenTrade]) -> list[AccountRow]:
     """Every paper account: balances, realised P&L and equity curve of its real trades, unrealised P&L of `open_trades`."""
     unrealised: dict[int, Decimal] = {}
@@ -342,6 +431,7 @@ def accounts(*, open_trades: list[OpenTrade]) -> list[AccountRow]:
             unrealised[trade.account_id] = unrealised.get(trade.account_id, Decimal(0)) + trade.unrealised_pnl
     rows = list(PaperAccount.objects.order_by("pk"))
     curves = _equity_curves({account.pk: account.starting_balance for account in rows})
+    stopped = _inactivity(rows)
     result = []
     for account in rows:
         curve = curves.get(account.pk, [])
@@ -358,6 +448,7 @@ def accounts(*, open_trades: list[OpenTrade]) -> list[AccountRow]:
                 open_trades=open_counts.get(account.pk, 0),
                 unrealised_pnl=unrealised.get(account.pk, Decimal(0)).quantize(MONEY_QUANTUM),
                 curve=curve,
+                stopped=stopped.get(account.pk),
             )
         )
     return result
@@ -409,19 +500,49 @@ class DecisionRow:
     trade_id: int | None
     trade_is_shadow: bool | None
 
+    @property
+    def explanation(self) -> str:
+        return SignalDecision.explain(self.reasoning, self.reason)
+
+    @property
+    def headline(self) -> str:
+        """One line: what became of a signal that was not opened, else the reasoning's conclusion (its last
+        sentence: expected net P&L → take or skip)."""
+        return self.reason.strip() or self.reasoning.strip().rsplit(". ", 1)[-1] or self.explanation
+
+    @property
+    def outcome(self) -> str:
+        """The README's words: opened, taken but refused by risk limits, skipped (followed as a shadow trade)."""
+        if not self.taken:
+            return "skipped"
+        if self.trade_id is None:
+            return "taken, not filled"
+        return "taken, refused by risk limits" if self.trade_is_shadow else "opened"
+
 
 def decision_counts() -> dict[str, int]:
-    """How many decisions were taken and how many skipped (and followed as shadow trades)."""
+    """Signals in the README's words: taken (opened, or refused by risk limits) and skipped.
+
+    A taken signal the risk limits refuse is followed as a shadow trade, as a skipped one is;
+    one that has no trade yet waits for the next candle's open (or expired in a gap).
+    """
+    taken = Q(taken=True)
     counts = SignalDecision.objects.aggregate(
-        taken_count=Count("id", filter=Q(taken=True)), skipped_count=Count("id", filter=Q(taken=False))
+        signals=Count("id"),
+        taken_count=Count("id", filter=taken),
+        opened=Count("id", filter=taken & Q(trade__is_shadow=False)),
+        refused=Count("id", filter=taken & Q(trade__is_shadow=True)),
+        skipped=Count("id", filter=Q(taken=False)),
     )
-    return {"taken": counts["taken_count"], "skipped": counts["skipped_count"]}
+    counts["taken"] = counts.pop("taken_count")
+    counts["not_filled"] = counts["taken"] - counts["opened"] - counts["refused"]
+    return counts
 
 
 def recent_decisions(*, limit: int = RECENT_DECISIONS) -> list[DecisionRow]:
-    """The latest decisions, taken and skipped, with the learner's reasoning and what became of them."""
+    """The latest decisions of every account, by candle time, with why they went as they did."""
     rows = (
-        SignalDecision.objects.order_by("-pk")
+        SignalDecision.objects.order_by("-candle_time", "-pk")
         .annotate(reasoning=F("recommendation__reasoning"))
         .values(
             "id", "candle_time", "account__name", "symbol", "side", "strategy_type", "technical_score",

@@ -94,6 +94,17 @@ class SignalDecision(models.Model):
     def __str__(self) -> str:
         return f"{self.symbol} {self.side} {'taken' if self.taken else 'skipped'} @ {self.candle_time:%Y-%m-%d %H:%M}"
 
+    @staticmethod
+    def explain(reasoning: str | None, reason: str | None) -> str:
+        """Why a decision went as it did, as every surface shows it: the learner's reasoning (kept in
+        `recommendation`), then what became of the signal when it was not opened (`reason`)."""
+        parts = [text for text in ((reasoning or "").strip(), (reason or "").strip()) if text]
+        return " — ".join(parts) if parts else "no reasoning recorded"
+
+    @property
+    def explanation(self) -> str:
+        return self.explain((self.recommendation or {}).get("reasoning"), self.reason)
+
 
 class PaperTrade(models.Model):
     class Status(models.TextChoices):

@@ -108,17 +108,24 @@ def test_open_trades_are_marked_to_the_last_stored_close(dashboard_data):
 
 def test_recent_decisions_are_the_newest_with_their_reasoning(dashboard_data):
     rows = selectors.recent_decisions(limit=10)
-    newest = list(SignalDecision.objects.order_by("-pk")[:10])
+    newest = list(SignalDecision.objects.order_by("-candle_time", "-pk")[:10])
     assert [row.id for row in rows] == [decision.pk for decision in newest]
     for row, decision in zip(rows, newest):
-        assert row.reasoning == decision.recommendation.get("reasoning", "") and row.taken == decision.taken
+        assert row.explanation == decision.explanation and row.taken == decision.taken
         trade = PaperTrade.objects.filter(decision=decision).first()
         assert row.trade_id == (trade.pk if trade else None)
+    taken = SignalDecision.objects.filter(taken=True)
     counts = selectors.decision_counts()
     assert counts == {
-        "taken": SignalDecision.objects.filter(taken=True).count(),
+        "signals": SignalDecision.objects.count(),
+        "taken": taken.count(),
+        "opened": taken.filter(trade__is_shadow=False).count(),
+        "refused": taken.filter(trade__is_shadow=True).count(),
+        "not_filled": taken.filter(trade__isnull=True).count(),
         "skipped": SignalDecision.objects.filter(taken=False).count(),
     }
+    # The baseline replay takes every signal: some are refused by the account's risk limits.
+    assert counts["refused"] > 0 and counts["opened"] + counts["refused"] + counts["not_filled"] == counts["taken"]
 
 
 def test_model_versions_put_the_active_first_with_their_metrics(dashboard_data):
