@@ -3,25 +3,14 @@ import dataclasses
 from datetime import datetime
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from learning.services.aggregates import aggregates_rebuild
 from learning.services.online import online_update
 from learning.services.retrain import batch_retrain
 from learning.services.versions import feature_importance_model_refresh
 from learning.services.retention import training_records_prune
+from tradelearn.celery import TASK_OPTIONS
 from tradelearn.notifications import notify
-
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, RedisConnectionError)
-TASK_OPTIONS = {
-    "acks_late": True,
-    "autoretry_for": TRANSIENT_ERRORS,
-    "retry_backoff": True,
-    "retry_backoff_max": 600,
-    "retry_jitter": True,
-    "max_retries": 5,
-}
 
 
 def _as_of(value: str | None) -> datetime | None:

@@ -7,22 +7,16 @@ from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
 from operations.ticks import engine_tick
+from tradelearn.celery import TASK_OPTIONS
 from trading.marketdata.naming import normalize_symbol
 from trading.models import PaperAccount
 from trading.services.feeds import feed_poll
 
 
-@shared_task(
-    name="trading.tasks.engine_tick_task",
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=8,
-)
+# A tick is retried sooner (backoff at most 5 minutes) and more often: its candle should run before the next closes.
+@shared_task(name="trading.tasks.engine_tick_task", **{**TASK_OPTIONS, "retry_backoff_max": 300, "max_retries": 8})
 def engine_tick_task(account_id: int, symbol: str, timeframe: str, exchange: str, now: str | None = None) -> int:
     """Run the account's engine over each new closed candle of the symbol; claimed once per candle.
 
@@ -35,13 +29,7 @@ def engine_tick_task(account_id: int, symbol: str, timeframe: str, exchange: str
     return engine_tick(account_id=account_id, symbol=symbol, timeframe=timeframe, exchange=exchange, now=clock)
 
 
-@shared_task(
-    name="trading.tasks.schedule_engine_ticks_task",
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="trading.tasks.schedule_engine_ticks_task", **TASK_OPTIONS)
 def schedule_engine_ticks_task() -> int:
     """Beat's entry point: poll the market data feed, then queue a tick per account and symbol; returns how many.
 

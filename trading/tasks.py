@@ -1,17 +1,13 @@
 """Celery tasks of the trading app: thin wrappers that call a service."""
 from celery import shared_task
 
-from trading.services.candles import TRANSIENT_ERRORS, candles_fetch
+from tradelearn.celery import TASK_OPTIONS
+from trading.services.candles import TRANSIENT_ERRORS as EXCHANGE_TRANSIENT_ERRORS
+from trading.services.candles import candles_fetch
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=5,
-)
+# The exchange briefly unreachable or throttling is as worth retrying as the database or broker.
+@shared_task(**{**TASK_OPTIONS, "autoretry_for": TASK_OPTIONS["autoretry_for"] + EXCHANGE_TRANSIENT_ERRORS})
 def fetch_candles_task(exchange: str, symbols: list[str], timeframe: str) -> dict[str, int]:
     """Store new closed candles for each symbol; returns the number newly stored per symbol.
 

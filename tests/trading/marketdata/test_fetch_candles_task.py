@@ -6,14 +6,16 @@ import requests
 
 from tests.trading.marketdata.exchange_replay import RecordedBinanceSession
 from trading.models import Candle
+from tradelearn.celery import TASK_OPTIONS
 from trading.services.candles import TRANSIENT_ERRORS
 from trading.tasks import fetch_candles_task
 
 
 def test_task_options():
+    # The shared options, retrying the exchange's transient errors besides the database's and broker's.
     assert fetch_candles_task.acks_late is True
-    assert tuple(fetch_candles_task.autoretry_for) == TRANSIENT_ERRORS
-    assert fetch_candles_task.max_retries == 5
+    assert set(fetch_candles_task.autoretry_for) == {*TASK_OPTIONS["autoretry_for"], *TRANSIENT_ERRORS}
+    assert fetch_candles_task.max_retries == TASK_OPTIONS["max_retries"]
     assert fetch_candles_task.retry_backoff
 
 
