@@ -18,7 +18,7 @@ from django.db.models.functions import TruncDate
 
 from learning.ml.hybrid import HybridPrediction
 from learning.services.session import LearningSession
-from learning.types import SignalContext, SignalRecommendation
+from learning.types import SignalContext, SignalRecommendation, TradeOutcome
 from tradelearn.bulk import bulk_insert, bulk_update_rows
 from trading import execution
 from trading.books import DatabaseBooks
@@ -41,9 +41,16 @@ _TRADE_CHANGES = ("status", "exit_time", "exit_price", "exit_reason", "fees", "n
 class MemoryBooks(DatabaseBooks):
     """One account's books kept in memory during a replay; its ReplayWriter writes them."""
 
-    def __init__(self, account: PaperAccount, learning: LearningSession):
+    def __init__(
+        self,
+        account: PaperAccount,
+        learning: LearningSession,
+        outcome_transform: Callable[[TradeOutcome], TradeOutcome] | None = None,
+    ):
         super().__init__(account)
         self.learning = learning
+        # What learning is told of a closed trade (the shuffled-labels control changes it); None: the outcome itself.
+        self.outcome_transform = outcome_transform
         self._open_trades = super().open_trades()
         self._open_real = [trade for trade in self._open_trades if not trade.is_shadow]
         real_closed = PaperTrade.objects.filter(account=account, is_shadow=False, status=PaperTrade.Status.CLOSED)
@@ -110,7 +117,8 @@ class MemoryBooks(DatabaseBooks):
         # Learning sees the trade now; it gets its id when written.
         self._observed += 1
         provisional = f"acct{self.account.pk}-unwritten{self._observed}"
-        self.learning.observe(dataclasses.replace(trade_outcome(trade, self.account), trade_id=provisional))
+        outcome = dataclasses.replace(trade_outcome(trade, self.account), trade_id=provisional)
+        self.learning.observe(outcome if self.outcome_transform is None else self.outcome_transform(outcome))
         self._closed.append((trade, provisional))
         return trade
 

@@ -17,6 +17,7 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -26,6 +27,7 @@ from django.conf import settings
 from tqdm import tqdm
 
 from learning.services.session import LearningSession
+from learning.types import TradeOutcome
 from operations.books import MemoryBooks, ReplayWriter
 from trading.books import DatabaseBooks
 from trading.engine import BarSource, TradingEngine
@@ -110,6 +112,7 @@ def replay(
     write_every: int | None = None,
     background: bool = True,
     progress: bool = True,
+    outcome_transform: Callable[[TradeOutcome], TradeOutcome] | None = None,
 ) -> ReplaySummary:
     """Run `engines` over `frames` (symbol → OHLCV frame, history before `start` used as warm-up).
 
@@ -123,6 +126,9 @@ def replay(
     Both models learn in worker processes (with `background`; else here, for the same results):
     a retrain starts as of a candle's close and its model is adopted REPLAY_RETRAIN_LAG outcomes
     later, the replay waiting there if the worker is behind. Until then the previous model serves.
+
+    `outcome_transform`, if given, is applied to each closed trade's outcome, in close order,
+    before learning sees it (the accounts settle on the real result): the shuffled-labels control.
     """
     online_update_every = online_update_every or settings.REPLAY_ONLINE_UPDATE_EVERY
     retrain_every = retrain_every or settings.REPLAY_RETRAIN_EVERY
@@ -151,7 +157,7 @@ def replay(
             for symbol, source in sources.items()
         }
         timeline = sorted(set().union(*(set(by_time) for by_time in rows.values())))
-        books = [MemoryBooks(engine.account, session) for engine in engines]
+        books = [MemoryBooks(engine.account, session, outcome_transform) for engine in engines]
         for engine, engine_books in zip(engines, books):
             engine.keep_books(engine_books)
         writer = ReplayWriter(books, session)

@@ -43,7 +43,7 @@ class RunSpec:
     title: str
     learning: bool
     transfer_weight: float | None = None  # None: LEARNING_TRANSFER_WEIGHT as configured
-    shuffle_labels_seed: int | None = None  # tests only: see operations.evaluation.shuffle
+    shuffle_labels_seed: int | None = None  # the control: see operations.evaluation.shuffle
 
 
 BASELINE = RunSpec(name="baseline", title="baseline: technical signals only, fixed size", learning=False)

@@ -1,13 +1,11 @@
 """One evaluation run in its own database: replay the candles, then write what it decided and traded as JSON."""
 import json
-from contextlib import nullcontext
 from pathlib import Path
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from operations.evaluation.export import run_export
-from operations.evaluation.shuffle import shuffled_outcome_labels
 
 
 class Command(BaseCommand):
@@ -27,19 +25,18 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        seed = options["shuffle_labels_seed"]
-        with shuffled_outcome_labels(seed=seed) if seed is not None else nullcontext():
-            call_command(
-                "replay",
-                candles_dir=options["candles_dir"],
-                symbols=options["symbols"],
-                timeframe=options["timeframe"],
-                start=options["start"],
-                end=options["end"],
-                engines=options["engines"],
-                no_learning=options["no_learning"],
-                account_prefix="evaluation",
-                no_progress=True,
-                stdout=self.stdout,
-            )
+        call_command(
+            "replay",
+            candles_dir=options["candles_dir"],
+            symbols=options["symbols"],
+            timeframe=options["timeframe"],
+            start=options["start"],
+            end=options["end"],
+            engines=options["engines"],
+            no_learning=options["no_learning"],
+            shuffle_labels_seed=options["shuffle_labels_seed"],
+            account_prefix="evaluation",
+            no_progress=True,
+            stdout=self.stdout,
+        )
         Path(options["out"]).write_text(json.dumps(run_export()))

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from operations.engines import ENGINES
+from operations.evaluation.shuffle import ShuffledLabels
 from operations.replay import replay
 from trading.models import PaperAccount, PaperTrade, SignalDecision
 from trading.selectors import candles_frame, read_candles_dir
@@ -35,6 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--reset", action="store_true", help="delete the replay accounts' trades and decisions first")
         parser.add_argument("--skip-done", action="store_true", help="leave an account that has replayed already as it is")
         parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument(
+            "--shuffle-labels-seed", type=int, help="evaluation's control: learning is told other trades' results (see evaluate)"
+        )
 
     def handle(self, *args, **options):
         if options["verbosity"] < 2:
@@ -97,6 +101,7 @@ class Command(BaseCommand):
             end=end,
             learning=not options["no_learning"],
             progress=not options["no_progress"],
+            outcome_transform=None if options["shuffle_labels_seed"] is None else ShuffledLabels(seed=options["shuffle_labels_seed"]),
         )
         self.stdout.write(
             f"Replayed {summary.candles:,} candles in {summary.seconds:.1f} s "

@@ -1,18 +1,25 @@
 """Leakage guard: with outcome labels shuffled before learning sees them, learning must not beat the baseline."""
 import math
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import numpy as np
 import pytest
 
+from learning.ml.metrics import roc_auc
+from learning.models import TrainingRecord
 from operations.evaluation.metrics import profit_factor
 from operations.evaluation.runner import BASELINE, LEARNING, run_one
 from operations.evaluation.scoring import ALL_SYSTEMS, score
-from operations.evaluation.shuffle import shuffled_outcome_labels
-from learning.ml.metrics import roc_auc
+from operations.evaluation.shuffle import ShuffledLabels
+from operations.replay import replay
 from tests.factories import TradeOutcomeFactory
-from trading.services import trades
+from tests.trading.accounting.helpers import assert_account_balanced
+from trading.engine import TradingEngine
+from trading.models import PaperTrade
+from trading.services.accounts import account_create
+from trading.services.trades import trade_learning_id
 
 SHUFFLED = replace(LEARNING, name="shuffled", title="learning on shuffled labels", shuffle_labels_seed=7)
 # Two standard errors: a chance edge this large happens about one time in forty.
@@ -54,38 +61,33 @@ def test_learning_on_shuffled_labels_gains_nothing_over_the_baseline(tmp_path, t
     assert baseline["trades"] > learned["trades"] > 30
 
 
-def test_the_shuffle_hook_moves_whole_results_between_trades_and_leaves_the_rest(monkeypatch):
-    stored = []
-    monkeypatch.setattr(trades, "store_trade_outcome", lambda *, outcome: stored.append(outcome))
+def test_the_shuffle_moves_whole_results_between_trades_and_leaves_the_rest():
     outcomes = [TradeOutcomeFactory(success=None) for _ in range(200)]
-    with shuffled_outcome_labels(seed=3):
-        for outcome in outcomes:
-            trades.store_trade_outcome(outcome=outcome)
+    shuffle = ShuffledLabels(seed=3)
+    learned_outcomes = [shuffle(outcome) for outcome in outcomes]
     results = {(o.net_pnl, o.pnl_pct, o.fees) for o in outcomes}
-    for original, learned in zip(outcomes, stored):
+    for original, learned in zip(outcomes, learned_outcomes):
         assert (learned.net_pnl, learned.pnl_pct, learned.fees) in results  # a real trade's result, whole
         assert learned.success in (None, learned.net_pnl > 0)
         assert (learned.trade_id, learned.features, learned.entry_time, learned.exit_time) == (
             original.trade_id, original.features, original.entry_time, original.exit_time,
         )
-    moved = sum(learned.net_pnl != original.net_pnl for original, learned in zip(outcomes, stored))
+    moved = sum(learned.net_pnl != original.net_pnl for original, learned in zip(outcomes, learned_outcomes))
     assert moved > 150
 
 
 @pytest.mark.django_db
-def test_the_shuffle_reaches_a_replays_learning_and_what_it_writes():
-    from decimal import Decimal
-
-    from learning.models import TrainingRecord
-    from learning.services.session import LearningSession
-
-    session = LearningSession(learning=False)
-    outcomes = TradeOutcomeFactory.build_batch(100)
-    with shuffled_outcome_labels(seed=3):
-        for outcome in outcomes:
-            session.observe(outcome)
-    session.write(trade_ids={})
-    stored = dict(TrainingRecord.objects.values_list("trade_id", "net_pnl"))
-    assert set(stored) == {outcome.trade_id for outcome in outcomes}
-    moved = sum(abs(stored[outcome.trade_id] - outcome.net_pnl) > Decimal("1e-6") for outcome in outcomes)
-    assert moved > 60
+def test_a_replay_with_the_shuffle_tells_learning_other_trades_results_and_settles_on_the_real_ones(btc_frame):
+    account = account_create(name="shuffled", system_type="paper_trading", starting_balance=Decimal("10000"))
+    replay(
+        engines=[TradingEngine(account=account, use_learning=False)], frames={"BTCUSDT": btc_frame}, timeframe="1h",
+        start=datetime(2022, 6, 1, tzinfo=UTC), end=datetime(2022, 8, 31, 23, tzinfo=UTC), learning=False,
+        progress=False, outcome_transform=ShuffledLabels(seed=3),
+    )  # fmt: skip
+    closed = {trade_learning_id(trade): trade.net_pnl for trade in PaperTrade.objects.filter(status=PaperTrade.Status.CLOSED)}
+    told = dict(TrainingRecord.objects.values_list("trade_id", "net_pnl"))
+    assert set(told) == set(closed) and len(closed) > 20  # every closed trade reached learning, once
+    assert all(any(abs(pnl - real) < Decimal("1e-6") for real in closed.values()) for pnl in told.values())
+    moved = sum(abs(told[trade_id] - closed[trade_id]) > Decimal("1e-6") for trade_id in closed)
+    assert moved > len(closed) // 2
+    assert_account_balanced(account)  # the account settled on the real results
