@@ -6,9 +6,9 @@ from celery import shared_task
 
 from learning.services.aggregates import aggregates_rebuild
 from learning.services.online import online_update
+from learning.services.retention import training_records_prune
 from learning.services.retrain import batch_retrain
 from learning.services.versions import feature_importance_model_refresh
-from learning.services.retention import training_records_prune
 from tradelearn.celery import TASK_OPTIONS
 from tradelearn.notifications import notify
 

@@ -21,11 +21,12 @@ from learning.services.session import LearningSession
 from learning.types import SignalContext, SignalRecommendation, TradeOutcome
 from tradelearn.bulk import bulk_insert, bulk_update_rows
 from trading import execution
-from trading.books import DatabaseBooks
 from trading.models import PaperAccount, PaperTrade, SignalDecision
+from trading.selectors import account_open_trades, account_pending_decisions
 from trading.services.accounts import account_margin
 from trading.services.trades import (
     RiskFacts,
+    TradeOpenRequest,
     TradeOpenResult,
     trade_exit_step,
     trade_learning_id,
@@ -38,8 +39,8 @@ from trading.services.trades import (
 _TRADE_CHANGES = ("status", "exit_time", "exit_price", "exit_reason", "fees", "net_pnl", "pnl_pct", "best_price")
 
 
-class MemoryBooks(DatabaseBooks):
-    """One account's books kept in memory during a replay; its ReplayWriter writes them."""
+class MemoryBooks:
+    """One account's books kept in memory during a replay (trading.books.Books); its ReplayWriter writes them."""
 
     def __init__(
         self,
@@ -47,11 +48,11 @@ class MemoryBooks(DatabaseBooks):
         learning: LearningSession,
         outcome_transform: Callable[[TradeOutcome], TradeOutcome] | None = None,
     ):
-        super().__init__(account)
+        self.account = account
         self.learning = learning
         # What learning is told of a closed trade (the shuffled-labels control changes it); None: the outcome itself.
         self.outcome_transform = outcome_transform
-        self._open_trades = super().open_trades()
+        self._open_trades = account_open_trades(account=account)
         self._open_real = [trade for trade in self._open_trades if not trade.is_shadow]
         real_closed = PaperTrade.objects.filter(account=account, is_shadow=False, status=PaperTrade.Status.CLOSED)
         self._last_exit: dict[str, datetime] = dict(real_closed.values("symbol").annotate(last=Max("exit_time")).values_list("symbol", "last"))
@@ -68,6 +69,10 @@ class MemoryBooks(DatabaseBooks):
 
     def open_trades(self) -> list[PaperTrade]:
         return list(self._open_trades)
+
+    def pending_decisions(self) -> list[SignalDecision]:
+        # Those an earlier run left in the database; the engine keeps track of the ones it makes.
+        return account_pending_decisions(account=self.account)
 
     def record_decision(self, decision: SignalDecision) -> None:
         self._new_decisions.append(decision)
@@ -90,9 +95,9 @@ class MemoryBooks(DatabaseBooks):
             margin_in_use=account_margin(self._open_real),
         )
 
-    def open_trade(self, **request) -> TradeOpenResult:
-        facts = None if request["is_shadow"] else self._risk_facts(request["symbol"], request["fill_time"])
-        result = trade_prepare_open(account=self.account, facts=facts, **request)
+    def open_trade(self, request: TradeOpenRequest) -> TradeOpenResult:
+        facts = None if request.is_shadow else self._risk_facts(request.symbol, request.fill_time)
+        result = trade_prepare_open(account=self.account, facts=facts, request=request)
         if result.trade is not None:
             self._new_trades.append(result.trade)
             self._open_trades.append(result.trade)

@@ -1,13 +1,14 @@
-"""Where an engine keeps its books: DatabaseBooks, every decision, fill and exit written as it happens.
+"""Where an engine keeps its books: the Books protocol, and DatabaseBooks, which writes everything as it happens.
 
 The engine decides, fills and exits through its books; the rules they apply are the same
 functions whoever keeps them (trade_prepare_open, trade_exit_step, trade_settle, risk_refusal,
 get_signal_recommendation, hybrid_predict). DatabaseBooks writes every decision, fill and close
 at once, under the account's row lock, and learning stores each outcome as the trade closes: live
-ticks use it. A replay keeps its books in memory instead (operations.books.MemoryBooks), with the
-same interface, and differs only in when rows reach the database.
+ticks use it. A replay keeps its books in memory instead (operations.books.MemoryBooks); both
+follow the Books protocol and differ only in when rows reach the database.
 """
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from learning.ml.hybrid import HybridPrediction
 from learning.services import get_signal_recommendation
@@ -15,7 +16,40 @@ from learning.services.prediction import hybrid_predict
 from learning.types import SignalContext, SignalRecommendation
 from trading import execution
 from trading.models import PaperAccount, PaperTrade, SignalDecision
-from trading.services.trades import TradeOpenResult, trade_manage_exit, trade_open
+from trading.selectors import account_open_trades, account_pending_decisions
+from trading.services.trades import TradeOpenRequest, TradeOpenResult, trade_manage_exit, trade_open
+
+
+class Books(Protocol):
+    """What an engine needs of wherever its account's decisions and trades are kept."""
+
+    account: PaperAccount
+
+    def open_trades(self) -> list[PaperTrade]:
+        """The account's open trades (real and shadow), oldest first."""
+        ...
+
+    def pending_decisions(self) -> list[SignalDecision]:
+        """Decisions recorded but not yet filled or dismissed, oldest first."""
+        ...
+
+    def record_decision(self, decision: SignalDecision) -> None: ...
+
+    def write_later(self, write: Callable[..., object], **kwargs) -> None:
+        """A write of an engine's own (a strategy's derived data), kept with the books."""
+        ...
+
+    def set_reason(self, decision: SignalDecision, reason: str) -> None: ...
+
+    def open_trade(self, request: TradeOpenRequest) -> TradeOpenResult: ...
+
+    def manage_exit(self, trade: PaperTrade, candle: execution.CandleLike) -> PaperTrade | None:
+        """The closed trade if `candle` exits it, else None."""
+        ...
+
+    def recommend(self, context: SignalContext) -> SignalRecommendation: ...
+
+    def predict(self, features: Mapping[str, float]) -> HybridPrediction: ...
 
 
 class DatabaseBooks:
@@ -25,10 +59,10 @@ class DatabaseBooks:
         self.account = account
 
     def open_trades(self) -> list[PaperTrade]:
-        return list(PaperTrade.objects.filter(account=self.account, status=PaperTrade.Status.OPEN).order_by("pk"))
+        return account_open_trades(account=self.account)
 
     def pending_decisions(self) -> list[SignalDecision]:
-        return list(SignalDecision.objects.filter(account=self.account, trade__isnull=True, reason="").order_by("pk"))
+        return account_pending_decisions(account=self.account)
 
     def record_decision(self, decision: SignalDecision) -> None:
         decision.save(force_insert=True)
@@ -41,8 +75,8 @@ class DatabaseBooks:
         decision.reason = reason[:255]
         decision.save(update_fields=["reason"])
 
-    def open_trade(self, **request) -> TradeOpenResult:
-        return trade_open(account=self.account, **request)
+    def open_trade(self, request: TradeOpenRequest) -> TradeOpenResult:
+        return trade_open(account=self.account, request=request)
 
     def manage_exit(self, trade: PaperTrade, candle: execution.CandleLike) -> PaperTrade | None:
         """The closed trade if `candle` exits it; raises TradeNotOpen if someone closed it meanwhile."""

@@ -22,15 +22,15 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
-from learning.types import SignalContext
 from learning.ml.schema import FEATURE_SCHEMA
+from learning.types import SignalContext
 from trading import execution
-from trading.books import DatabaseBooks
+from trading.books import Books, DatabaseBooks
 from trading.features.builder import build_features
 from trading.features.indicators import TECHNICAL_FEATURES
 from trading.marketdata.naming import timeframe_ms
 from trading.models import PaperAccount, PaperTrade, SignalDecision
-from trading.services.trades import TradeNotOpen, trade_quiet_range
+from trading.services.trades import TradeNotOpen, TradeOpenRequest, trade_quiet_range
 from trading.signals import STRATEGY_TYPE, combined_confidence, technical_scores, technical_signal
 
 logger = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class TradingEngine:
         self.use_model = use_model and use_learning
         self.keep_books(DatabaseBooks(account))
 
-    def keep_books(self, books: DatabaseBooks) -> None:
+    def keep_books(self, books: Books) -> None:
         """Keep the account's books in `books` from now on (a replay keeps them in memory), reading its state there."""
         self.books = books
         self._open: dict[str, list[_WatchedTrade]] = defaultdict(list)
@@ -258,7 +258,7 @@ class TradingEngine:
         plan = decision.recommendation["plan"]
         sign = 1 if decision.side == "long" else -1
         entry = bar.open
-        result = self.books.open_trade(
+        request = TradeOpenRequest(
             decision=decision,
             symbol=bar.symbol,
             timeframe=bar.timeframe,
@@ -280,6 +280,7 @@ class TradingEngine:
             max_holding_minutes=plan.get("max_holding_minutes"),
             is_shadow=shadow,
         )
+        result = self.books.open_trade(request)
         if result.trade is None:
             self.books.set_reason(decision, f"{'shadow ' if shadow else ''}not opened: {result.detail}")
         return result.trade

@@ -1,4 +1,4 @@
-"""Reads of trading data: candle frames for the engines and gaps in stored candle series."""
+"""Reads of trading data: candle frames for the engines, gaps in stored candle series, an account's open book."""
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,7 +12,7 @@ from django.db.models.functions import Cast
 
 from trading.marketdata.naming import normalize_symbol, timeframe_ms
 from trading.marketdata.readers import Rejection, read_candles
-from trading.models import Candle, default_exchange
+from trading.models import Candle, PaperAccount, PaperTrade, SignalDecision, default_exchange
 
 logger = logging.getLogger(__name__)
 
@@ -132,3 +132,13 @@ def candle_gaps(*, exchange: str, symbol: str, timeframe: str, start: datetime, 
             gaps.append(Gap(previous + step, open_time - step, (open_time - previous) // step - 1))
         previous = open_time
     return gaps
+
+
+def account_open_trades(*, account: PaperAccount) -> list[PaperTrade]:
+    """The account's open trades, real and shadow, in the order they were opened."""
+    return list(PaperTrade.objects.filter(account=account, status=PaperTrade.Status.OPEN).order_by("pk"))
+
+
+def account_pending_decisions(*, account: PaperAccount) -> list[SignalDecision]:
+    """The account's decisions not yet filled or dismissed (no trade, no reason), oldest first."""
+    return list(SignalDecision.objects.filter(account=account, trade__isnull=True, reason="").order_by("pk"))

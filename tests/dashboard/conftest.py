@@ -12,15 +12,15 @@ from learning.models import SystemType, TrainingRecord
 from learning.services import store_trade_outcomes
 from learning.services.online import online_update
 from learning.services.retrain import batch_retrain
+from operations.replay import replay
 from tests.conftest import BUNDLED_CANDLES
 from tests.factories import TradeOutcomeFactory
 from trading.engine import TradingEngine
 from trading.models import PaperAccount
-from operations.replay import replay
 from trading.selectors import read_candles_dir
 from trading.services.accounts import account_create
 from trading.services.candles import candles_import
-from trading.services.trades import trade_open
+from trading.services.trades import TradeOpenRequest, trade_open
 
 CANDLES = BUNDLED_CANDLES
 START, END = datetime(2022, 6, 1, tzinfo=UTC), datetime(2022, 6, 30, 23, tzinfo=UTC)
@@ -67,12 +67,12 @@ def _open_desk_trades(features: dict) -> None:
     """A long and a short left open five hours before the last stored candle: the dashboard marks them to it."""
     desk = account_create(name="desk-paper", system_type=SystemType.PAPER_TRADING, starting_balance=Decimal("5000"), max_open_per_symbol=2)
     for side, price in (("long", Decimal("19800")), ("short", Decimal("20100"))):
-        trade_open(
-            account=desk, decision=None, symbol="BTCUSDT", timeframe="1h", side=side, strategy_type="manual",
+        trade_open(account=desk, request=TradeOpenRequest(
+            decision=None, symbol="BTCUSDT", timeframe="1h", side=side, strategy_type="manual",
             fill_time=END - timedelta(hours=5), fill_price=price, size_fraction=Decimal("0.1"), stop_loss_price=None,
             take_profit_price=None, signal_features=features, signal_confidence=0.6, market_regime="ranging",
             volatility_regime="medium", max_holding_minutes=24 * 60,
-        )  # fmt: skip
+        ))  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """A replay's books, kept in memory and written in bulk, end exactly where the live path's writes do."""
+import inspect
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -8,11 +9,13 @@ from django.db.models import Max, Sum
 from learning.models import ModelKind, ModelVersion, OnlineLearningState, TrainingRecord
 from learning.services.aggregates import aggregates_rebuild
 from learning.services.online import online_update
+from operations.books import MemoryBooks
+from operations.replay import replay
 from tests.conftest import aggregates_snapshot
 from tests.operations.test_replay import wipe
+from trading.books import Books, DatabaseBooks
 from trading.engine import BarSource, TradingEngine
 from trading.models import PaperAccount, PaperTrade, SignalDecision
-from operations.replay import replay
 from trading.services.accounts import account_create
 from trading.services.trades import model_updates_deferred
 
@@ -128,3 +131,14 @@ def test_a_replay_saves_its_online_ensemble_with_the_records_it_learned(btc_fram
     assert not TrainingRecord.objects.filter(id__in=[int(i) for i in state.deferred_record_ids]).exists()
     # The live learner takes over where the replay left off: nothing is learned twice.
     assert online_update().learned == 0
+
+
+@pytest.mark.parametrize("books_class", [DatabaseBooks, MemoryBooks])
+def test_both_books_keep_the_protocol_an_engine_uses(books_class):
+    """Each method of trading.books.Books, with its parameters and return type, on both books (no shared base class)."""
+    methods = [name for name, member in vars(Books).items() if inspect.isfunction(member) and not name.startswith("_")]
+    assert len(methods) == 9
+    for name in methods:
+        expected, actual = inspect.signature(getattr(Books, name)), inspect.signature(getattr(books_class, name))
+        assert actual == expected, f"{books_class.__name__}.{name}{actual} is not Books.{name}{expected}"
+    assert DatabaseBooks not in books_class.__mro__[1:] and Books not in books_class.__mro__

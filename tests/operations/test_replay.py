@@ -7,9 +7,9 @@ from django.db.models import Sum
 
 from learning.models import TrainingRecord
 from learning.services.aggregates import AGGREGATE_MODELS
+from operations.replay import replay
 from trading.engine import TradingEngine
 from trading.models import PaperAccount, PaperTrade, SignalDecision
-from operations.replay import replay
 from trading.services.accounts import account_create
 
 pytestmark = pytest.mark.django_db

@@ -5,10 +5,10 @@ from decimal import Decimal
 import pytest
 
 from learning.models import FeatureImportance, LearningLease, ModelKind, ModelVersion, OnlineLearningState
+from operations.replay import replay
 from tests.operations.test_replay import trades_of, wipe
 from trading.engine import TradingEngine
 from trading.models import SignalDecision
-from operations.replay import replay
 from trading.services.accounts import account_create
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,12 +7,12 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from operations.ticks import engine_tick
 from tests.conftest import BUNDLED_CANDLES as CANDLES
 from trading.engine import TradingEngine
 from trading.models import EngineTick, PaperAccount, SignalDecision
 from trading.services.accounts import account_create
 from trading.services.candles import candles_import
-from operations.ticks import engine_tick
 
 EXCHANGE = "binanceusdm"
 NOW = datetime(2022, 5, 10, tzinfo=UTC)

@@ -22,9 +22,9 @@ from tests.reliability.conftest import (
     tick_times,
     ticks_done,
 )
+from operations.ticks import engine_tick
 from trading.models import PaperAccount, PaperTrade
 from trading.services.accounts import account_create
-from operations.ticks import engine_tick
 from trading.services.trades import model_updates_deferred
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -2,10 +2,10 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from operations.replay import replay
 from scraping.engine import ProfitScrapingEngine
 from trading.engine import TradingEngine
 from trading.models import PaperAccount
-from operations.replay import replay
 from trading.services.accounts import account_create
 
 # Three weeks of June 2022: BTC broke down from 30k to 18k and ranged, so levels are both

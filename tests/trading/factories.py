@@ -1,4 +1,4 @@
-"""factory_boy factories for paper accounts, signal decisions, paper trades and trade_open's arguments."""
+"""factory_boy factories for paper accounts, signal decisions, paper trades and trade_open's requests."""
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -6,6 +6,7 @@ import factory
 from factory.django import DjangoModelFactory
 
 from trading.models import PaperAccount, PaperTrade, SignalDecision
+from trading.services.trades import TradeOpenRequest
 
 FEATURES = {"rsi_14": 58.2, "macd_hist": 0.0012, "atr_pct": 0.011}
 
@@ -41,8 +42,11 @@ class SignalDecisionFactory(DjangoModelFactory):
     taken = True
 
 
-class TradeOpenKwargsFactory(factory.DictFactory):
-    """The signal half of trade_open's arguments; tests add account, fill and exits."""
+class TradeOpenRequestFactory(factory.Factory):
+    """trade_open's request with the signal filled in; tests give the fill (fill_time, fill_price) and exits."""
+
+    class Meta:
+        model = TradeOpenRequest
 
     decision = None
     symbol = "BTCUSDT"

@@ -51,6 +51,38 @@ class TradeOpenResult:
         return self.trade is not None
 
 
+@dataclass(frozen=True, kw_only=True)
+class TradeOpenRequest:
+    """A trade to open, decided on a candle's close and filled at the next open: what trade_open and a replay's books take.
+
+    The signal's side, features, confidence and regimes are stored with the trade (learning reads
+    them when it closes); the exits are prices or fractions of the entry. Checked by trade_open
+    (ValidationError naming every bad field), not here, so a bad request is reported whole.
+    """
+
+    decision: SignalDecision | None
+    symbol: str
+    timeframe: str
+    side: str
+    strategy_type: str
+    fill_time: datetime
+    fill_price: Decimal
+    size_fraction: Decimal
+    stop_loss_price: Decimal | None
+    take_profit_price: Decimal | None
+    signal_features: dict[str, float]
+    signal_confidence: float
+    market_regime: str
+    volatility_regime: str
+    ml_score: float | None = None
+    model_versions: dict[str, str] | None = None
+    trailing_stop_pct: Decimal | None = None
+    breakeven_trigger_pct: Decimal | None = None
+    max_holding_minutes: int | None = None
+    leverage: Decimal = Decimal(1)
+    is_shadow: bool = False
+
+
 class TradeNotOpen(Exception):
     """The trade is closed already (by an exit, another worker or a person)."""
 
@@ -72,70 +104,48 @@ def _is_probability(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
 
 
-def _validate_open(
-    *,
-    account,
-    decision,
-    symbol,
-    timeframe,
-    side,
-    fill_time,
-    fill_price,
-    size_fraction,
-    stop_loss_price,
-    take_profit_price,
-    signal_features,
-    signal_confidence,
-    ml_score,
-    market_regime,
-    volatility_regime,
-    trailing_stop_pct,
-    breakeven_trigger_pct,
-    max_holding_minutes,
-    leverage,
-    check_decision,
-    **_unchecked,
-) -> None:
-    """Raise one ValidationError naming every bad argument of trade_open."""
+def _validate_open(*, account: PaperAccount, request: TradeOpenRequest, check_decision: bool) -> None:
+    """Raise one ValidationError naming every bad field of trade_open's request."""
+    r = request
     errors: dict[str, str] = {}
-    if not symbol:
+    if not r.symbol:
         errors["symbol"] = "Must not be empty."
-    if not timeframe:
+    if not r.timeframe:
         errors["timeframe"] = "Must not be empty."
-    if side not in Side.values:
-        errors["side"] = f"Unknown side {side!r}; expected long or short."
-    if not isinstance(fill_time, datetime) or fill_time.utcoffset() is None:
+    if r.side not in Side.values:
+        errors["side"] = f"Unknown side {r.side!r}; expected long or short."
+    if not isinstance(r.fill_time, datetime) or r.fill_time.utcoffset() is None:
         errors["fill_time"] = "Must be a timezone-aware datetime."
-    _positive(fill_price, "fill_price", errors)
-    if not isinstance(size_fraction, Decimal) or not 0 < size_fraction <= 1:
+    _positive(r.fill_price, "fill_price", errors)
+    if not isinstance(r.size_fraction, Decimal) or not 0 < r.size_fraction <= 1:
         errors["size_fraction"] = "Must be a Decimal in (0, 1]."
-    _positive(stop_loss_price, "stop_loss_price", errors, required=False)
-    _positive(take_profit_price, "take_profit_price", errors, required=False)
-    _positive(trailing_stop_pct, "trailing_stop_pct", errors, required=False)
-    _positive(breakeven_trigger_pct, "breakeven_trigger_pct", errors, required=False)
-    if trailing_stop_pct is not None and "trailing_stop_pct" not in errors and trailing_stop_pct >= 1:
+    _positive(r.stop_loss_price, "stop_loss_price", errors, required=False)
+    _positive(r.take_profit_price, "take_profit_price", errors, required=False)
+    _positive(r.trailing_stop_pct, "trailing_stop_pct", errors, required=False)
+    _positive(r.breakeven_trigger_pct, "breakeven_trigger_pct", errors, required=False)
+    if r.trailing_stop_pct is not None and "trailing_stop_pct" not in errors and r.trailing_stop_pct >= 1:
         errors["trailing_stop_pct"] = "Must be below 1."
-    if not isinstance(leverage, Decimal) or not leverage >= 1:
+    if not isinstance(r.leverage, Decimal) or not r.leverage >= 1:
         errors["leverage"] = "Must be a Decimal of at least 1."
-    if max_holding_minutes is not None and (not isinstance(max_holding_minutes, int) or max_holding_minutes <= 0):
+    if r.max_holding_minutes is not None and (not isinstance(r.max_holding_minutes, int) or r.max_holding_minutes <= 0):
         errors["max_holding_minutes"] = "Must be a positive number of minutes."
     # The outcome of this trade must be storable when it closes: check now what learning will check then.
-    if not _is_probability(signal_confidence):
+    if not _is_probability(r.signal_confidence):
         errors["signal_confidence"] = "Must be a number in [0, 1]."
-    if ml_score is not None and not _is_probability(ml_score):
+    if r.ml_score is not None and not _is_probability(r.ml_score):
         errors["ml_score"] = "Must be a number in [0, 1]."
-    if not isinstance(signal_features, dict) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in signal_features.values()
+    if not isinstance(r.signal_features, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in r.signal_features.values()
     ):
         errors["signal_features"] = "Must map feature names to finite numbers."
-    if market_regime not in MarketRegime.values:
-        errors["market_regime"] = f"Unknown market regime {market_regime!r}."
-    if volatility_regime not in VolatilityRegime.values:
-        errors["volatility_regime"] = f"Unknown volatility regime {volatility_regime!r}."
-    if decision is not None and decision.pk is not None:
-        if decision.account_id != account.pk:
+    if r.market_regime not in MarketRegime.values:
+        errors["market_regime"] = f"Unknown market regime {r.market_regime!r}."
+    if r.volatility_regime not in VolatilityRegime.values:
+        errors["volatility_regime"] = f"Unknown volatility regime {r.volatility_regime!r}."
+    if r.decision is not None and r.decision.pk is not None:
+        if r.decision.account_id != account.pk:
             errors["decision"] = "Belongs to another account."
-        elif check_decision and PaperTrade.objects.filter(decision=decision).exists():
+        elif check_decision and PaperTrade.objects.filter(decision=r.decision).exists():
             errors["decision"] = "Already has a trade."
     if errors:
         raise ValidationError(errors)
@@ -204,31 +214,7 @@ def _exit_crossed(side: str, entry_price: Decimal, stop_loss_price, take_profit_
 
 
 @transaction.atomic
-def trade_open(
-    *,
-    account: PaperAccount,
-    decision: SignalDecision | None,
-    symbol: str,
-    timeframe: str,
-    side: str,
-    strategy_type: str,
-    fill_time: datetime,
-    fill_price: Decimal,
-    size_fraction: Decimal,
-    stop_loss_price: Decimal | None,
-    take_profit_price: Decimal | None,
-    signal_features: dict[str, float],
-    signal_confidence: float,
-    market_regime: str,
-    volatility_regime: str,
-    ml_score: float | None = None,
-    model_versions: dict[str, str] | None = None,
-    trailing_stop_pct: Decimal | None = None,
-    breakeven_trigger_pct: Decimal | None = None,
-    max_holding_minutes: int | None = None,
-    leverage: Decimal = Decimal(1),
-    is_shadow: bool = False,
-) -> TradeOpenResult:
+def trade_open(*, account: PaperAccount, request: TradeOpenRequest) -> TradeOpenResult:
     """Open a trade decided on the close of a candle, filled at `fill_price`, the next candle's open.
 
     The fill moves against the trade by the account's slippage. A real trade must pass the
@@ -238,32 +224,24 @@ def trade_open(
     free balance (balance minus the margin of open trades). The entry fee is recorded on the
     trade and taken from the balance now, as an exchange would; the exit fee and the gross P&L
     reach it at close. A shadow trade (a skipped signal followed with the same fill rules)
-    passes no risk limit, is sized on the balance alone and never touches it. Bad arguments
-    raise ValidationError.
+    passes no risk limit, is sized on the balance alone and never touches it. A bad request
+    raises ValidationError naming each bad field.
     """
-    request = dict(
-        decision=decision, symbol=symbol, timeframe=timeframe, side=side, strategy_type=strategy_type,
-        fill_time=fill_time, fill_price=fill_price, size_fraction=size_fraction, stop_loss_price=stop_loss_price,
-        take_profit_price=take_profit_price, signal_features=signal_features, signal_confidence=signal_confidence,
-        market_regime=market_regime, volatility_regime=volatility_regime, ml_score=ml_score,
-        model_versions=model_versions, trailing_stop_pct=trailing_stop_pct, breakeven_trigger_pct=breakeven_trigger_pct,
-        max_holding_minutes=max_holding_minutes, leverage=leverage, is_shadow=is_shadow,
-    )  # fmt: skip
-    _validate_open(account=account, check_decision=True, **request)
+    _validate_open(account=account, request=request, check_decision=True)
     facts = None
-    if is_shadow:
+    if request.is_shadow:
         # Sized on the balance as it is now (the caller's copy may be older); no lock, no write.
         account = PaperAccount.objects.get(pk=account.pk)
     else:
         account = _lock_account(account.pk)
-        facts = _risk_facts(account, symbol, fill_time)
-    result = trade_prepare_open(account=account, facts=facts, validated=True, **request)
+        facts = _risk_facts(account, request.symbol, request.fill_time)
+    result = trade_prepare_open(account=account, facts=facts, request=request, validated=True)
     if result.trade is not None:
         result.trade.save(force_insert=True)
-        if not is_shadow:
+        if not request.is_shadow:
             account.save(update_fields=["current_balance", "updated_at"])
-        logger.info("Opened %s%s", result.trade, " (shadow)" if is_shadow else "")
-        if not is_shadow:
+        logger.info("Opened %s%s", result.trade, " (shadow)" if request.is_shadow else "")
+        if not request.is_shadow:
             trade = result.trade
             notify(
                 "trade_opened", f"{account.name}: opened {trade.side} {trade.quantity.normalize()} {trade.symbol} at {trade.entry_price.normalize()}",
@@ -272,42 +250,35 @@ def trade_open(
     return result
 
 
-# trade_open's optional arguments, for callers of trade_prepare_open that leave them out.
-_OPEN_DEFAULTS = dict(
-    ml_score=None, model_versions=None, trailing_stop_pct=None, breakeven_trigger_pct=None,
-    max_holding_minutes=None, leverage=Decimal(1), is_shadow=False,
-)  # fmt: skip
-
-
-def trade_prepare_open(*, account: PaperAccount, facts: RiskFacts | None, validated: bool = False, **request) -> TradeOpenResult:
+def trade_prepare_open(
+    *, account: PaperAccount, facts: RiskFacts | None, request: TradeOpenRequest, validated: bool = False
+) -> TradeOpenResult:
     """trade_open's rules without the database: the unsaved trade, the account's balance charged its entry fee, or a refusal.
 
-    `request` holds trade_open's arguments; `facts` are the account's risk facts (None for a
-    shadow trade, which passes no limit). A replay keeps its books in memory and calls this
-    directly; trade_open saves what it returns.
+    `facts` are the account's risk facts (None for a shadow trade, which passes no limit). A
+    replay keeps its books in memory and calls this directly; trade_open saves what it returns.
     """
-    request = {**_OPEN_DEFAULTS, **request}
     if not validated:
-        _validate_open(account=account, check_decision=False, **request)
-    symbol, side, fill_time, is_shadow = request["symbol"], request["side"], request["fill_time"], request["is_shadow"]
+        _validate_open(account=account, request=request, check_decision=False)
+    symbol, side, fill_time, is_shadow = request.symbol, request.side, request.fill_time, request.is_shadow
     if facts is not None:
         refusal = risk_refusal(account, symbol, fill_time, facts)
         if refusal is not None:
             logger.info("Refused %s %s on %s: %s", side, symbol, account, refusal[1])
             return TradeOpenResult(refusal=refusal[0], detail=refusal[1])
 
-    entry_price = execution.entry_fill_price(side=side, open_price=request["fill_price"], slippage_rate=account.slippage_rate)
-    crossed = _exit_crossed(side, entry_price, request["stop_loss_price"], request["take_profit_price"])
+    entry_price = execution.entry_fill_price(side=side, open_price=request.fill_price, slippage_rate=account.slippage_rate)
+    crossed = _exit_crossed(side, entry_price, request.stop_loss_price, request.take_profit_price)
     if crossed is not None:
         logger.info("Refused %s %s on %s: %s", side, symbol, account, crossed)
         return TradeOpenResult(refusal=Refusal.EXIT_CROSSED_AT_FILL, detail=crossed)
 
     free_balance = account.current_balance - (facts.margin_in_use if facts is not None else 0)
-    leverage = request["leverage"]
+    leverage = request.leverage
     quantity = execution.position_quantity(
         equity=account.current_balance,
         free_balance=free_balance,
-        size_fraction=request["size_fraction"],
+        size_fraction=request.size_fraction,
         entry_price=entry_price,
         fee_rate=account.fee_rate,
         leverage=leverage,
@@ -321,29 +292,29 @@ def trade_prepare_open(*, account: PaperAccount, facts: RiskFacts | None, valida
     entry_fee = execution.fee_for(notional=notional, fee_rate=account.fee_rate)
     trade = PaperTrade(
         account=account,
-        decision=request["decision"],
+        decision=request.decision,
         is_shadow=is_shadow,
         symbol=symbol,
-        timeframe=request["timeframe"],
+        timeframe=request.timeframe,
         side=side,
-        strategy_type=request["strategy_type"],
+        strategy_type=request.strategy_type,
         entry_time=fill_time,
         entry_price=entry_price,
         quantity=quantity,
         notional=notional,
         leverage=leverage,
-        stop_loss_price=request["stop_loss_price"],
-        take_profit_price=request["take_profit_price"],
-        trailing_stop_pct=request["trailing_stop_pct"],
-        breakeven_trigger_pct=request["breakeven_trigger_pct"],
-        max_holding_minutes=request["max_holding_minutes"] or account.max_holding_minutes,
+        stop_loss_price=request.stop_loss_price,
+        take_profit_price=request.take_profit_price,
+        trailing_stop_pct=request.trailing_stop_pct,
+        breakeven_trigger_pct=request.breakeven_trigger_pct,
+        max_holding_minutes=request.max_holding_minutes or account.max_holding_minutes,
         fees=entry_fee,
-        signal_features=request["signal_features"],
-        signal_confidence=request["signal_confidence"],
-        ml_score=request["ml_score"],
-        market_regime=request["market_regime"],
-        volatility_regime=request["volatility_regime"],
-        model_versions=request["model_versions"] or {},
+        signal_features=request.signal_features,
+        signal_confidence=request.signal_confidence,
+        ml_score=request.ml_score,
+        market_regime=request.market_regime,
+        volatility_regime=request.volatility_regime,
+        model_versions=request.model_versions or {},
     )
     if not is_shadow:
         account.current_balance -= entry_fee

@@ -7,7 +7,7 @@ from functools import cache
 from django.db.models import Sum
 
 from tests.conftest import BUNDLED_CANDLES
-from tests.trading.factories import TradeOpenKwargsFactory
+from tests.trading.factories import TradeOpenRequestFactory
 from trading.models import Candle, PaperAccount, PaperTrade
 from trading.services.trades import TradeOpenResult, trade_open
 
@@ -39,8 +39,8 @@ def candles(symbol: str, first: str, last: str) -> list[Candle]:
 def open_at(account: PaperAccount, symbol: str, when: str, **overrides) -> TradeOpenResult:
     """trade_open on the real candle `when`: decided on the previous close, filled at this open."""
     bar = candle(symbol, when)
-    kwargs = TradeOpenKwargsFactory(symbol=symbol, **overrides)
-    return trade_open(account=account, fill_time=bar.open_time, fill_price=bar.open, **kwargs)
+    request = TradeOpenRequestFactory(symbol=symbol, fill_time=bar.open_time, fill_price=bar.open, **overrides)
+    return trade_open(account=account, request=request)
 
 
 def opened_at(account: PaperAccount, symbol: str, when: str, **overrides) -> PaperTrade:

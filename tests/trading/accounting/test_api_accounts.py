@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 
 from tests.trading.accounting.helpers import candle
-from tests.trading.factories import PaperAccountFactory, TradeOpenKwargsFactory
+from tests.trading.factories import PaperAccountFactory, TradeOpenRequestFactory
 from trading.services.trades import trade_open
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def test_list_is_paginated_and_filterable(token_client):
 def test_detail_shows_equity_figures_with_open_trades_marked_to_the_last_close(token_client):
     account = PaperAccountFactory()
     entry_bar = candle("BTCUSDT", "2022-02-28T22:00")
-    trade = trade_open(account=account, fill_time=entry_bar.open_time, fill_price=entry_bar.open, **TradeOpenKwargsFactory()).trade
+    trade = trade_open(account=account, request=TradeOpenRequestFactory(fill_time=entry_bar.open_time, fill_price=entry_bar.open)).trade
     mark = candle("BTCUSDT", "2022-02-28T23:00")
     mark.save()  # the last stored close: 43155.0
     body = token_client.get(f"/api/v1/accounts/{account.pk}/").json()

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from learning.models import TrainingRecord
 from tests.trading.accounting.helpers import assert_account_balanced, candle, candles, opened_at
-from tests.trading.factories import PaperAccountFactory, TradeOpenKwargsFactory
+from tests.trading.factories import PaperAccountFactory, TradeOpenRequestFactory
 from trading.models import PaperTrade
 from trading.services import trades as trade_services
 from trading.services.trades import TradeNotOpen, trade_close, trade_close_manual, trade_open, trades_process_candle
@@ -144,8 +144,9 @@ def test_the_invariant_holds_over_many_trades_on_both_symbols():
                 side = "long" if index % 2 == 0 else "short"
                 sign = 1 if side == "long" else -1
                 trade_open(
-                    account=account, fill_time=nxt.open_time, fill_price=nxt.open,
-                    **TradeOpenKwargsFactory(
+                    account=account,
+                    request=TradeOpenRequestFactory(
+                        fill_time=nxt.open_time, fill_price=nxt.open,
                         symbol=symbol, side=side, size_fraction=Decimal("0.2"), max_holding_minutes=12 * 60,
                         stop_loss_price=nxt.open * (1 - sign * Decimal("0.015")),
                         take_profit_price=nxt.open * (1 + sign * Decimal("0.02")),

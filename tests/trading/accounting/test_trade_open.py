@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from tests.trading.accounting.helpers import assert_account_balanced, candle, open_at
-from tests.trading.factories import PaperAccountFactory, SignalDecisionFactory, TradeOpenKwargsFactory
+from tests.trading.factories import PaperAccountFactory, SignalDecisionFactory, TradeOpenRequestFactory
 from trading.models import PaperTrade
 from trading.services.trades import Refusal, trade_close, trade_open, trades_process_candle
 
@@ -145,10 +145,10 @@ def test_bad_arguments_raise_naming_the_field(overrides, field):
 
 
 def test_a_naive_fill_time_is_refused():
-    kwargs = TradeOpenKwargsFactory()
     bar = candle("BTCUSDT", "2022-02-28T22:00")
+    request = TradeOpenRequestFactory(fill_time=bar.open_time.replace(tzinfo=None), fill_price=bar.open)
     with pytest.raises(ValidationError) as error:
-        trade_open(account=PaperAccountFactory(), fill_time=bar.open_time.replace(tzinfo=None), fill_price=bar.open, **kwargs)
+        trade_open(account=PaperAccountFactory(), request=request)
     assert "fill_time" in error.value.message_dict
 
 

@@ -10,13 +10,13 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from scraping.engine import ProfitScrapingEngine
 from operations import books as books_module
+from operations.replay import replay
+from scraping.engine import ProfitScrapingEngine
 from trading.engine import BarSource, TradingEngine, _WatchedTrade
 from trading.features.builder import build_features
 from trading.features.indicators import TECHNICAL_FEATURES
 from trading.models import PaperTrade, SignalDecision
-from operations.replay import replay
 from trading.services.accounts import account_create
 from trading.signals import technical_scores
 

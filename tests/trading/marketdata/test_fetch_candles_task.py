@@ -5,8 +5,8 @@ import pytest
 import requests
 
 from tests.trading.marketdata.exchange_replay import RecordedBinanceSession
-from trading.models import Candle
 from tradelearn.celery import TASK_OPTIONS
+from trading.models import Candle
 from trading.services.candles import TRANSIENT_ERRORS
 from trading.tasks import fetch_candles_task
 
