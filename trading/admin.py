@@ -6,7 +6,7 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from trading.models import Candle, EngineTick, PaperAccount, PaperTrade, SignalDecision
+from trading.models import Candle, EngineTick, ExchangeOrder, PaperAccount, PaperTrade, SignalDecision
 from trading.services.accounts import account_pause, account_resume
 from trading.services.trades import TradeNotOpen, trade_close_manual
 
@@ -33,7 +33,7 @@ class PaperAccountAdmin(admin.ModelAdmin):
     list_filter = ("system_type", "is_paused")
     search_fields = ("name",)
     readonly_fields = ("current_balance", "created_at", "updated_at")
-    actions = ("pause_accounts", "resume_accounts")
+    actions = ("pause_accounts", "resume_accounts", "kill_switch_accounts")
 
     def get_readonly_fields(self, request, obj=None):
         # Changing the starting balance of an account with history would break its invariant.
@@ -49,6 +49,16 @@ class PaperAccountAdmin(admin.ModelAdmin):
         for account_id in queryset.order_by("pk").values_list("pk", flat=True):
             account_pause(account_id=account_id)
         self.message_user(request, f"Paused {queryset.count()} accounts.", messages.SUCCESS)
+
+    @admin.action(description="Kill switch: pause selected accounts and cancel their open exchange orders")
+    def kill_switch_accounts(self, request, queryset):
+        from trading.brokers import exchange_order_client
+        from trading.services.orders import kill_switch
+
+        cancelled = 0
+        for account_id in queryset.order_by("pk").values_list("pk", flat=True):
+            cancelled += sum(kill_switch(client_for=exchange_order_client, account_id=account_id).values())
+        self.message_user(request, f"Paused {queryset.count()} accounts; cancelled {cancelled} open exchange orders.", messages.WARNING)
 
     @admin.action(description="Resume selected accounts")
     def resume_accounts(self, request, queryset):
@@ -172,6 +182,21 @@ class EngineTickAdmin(admin.ModelAdmin):
     date_hierarchy = "candle_time"
     list_select_related = ("account",)
     show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ExchangeOrder)
+class ExchangeOrderAdmin(admin.ModelAdmin):
+    """Orders as the exchange reported them: read-only (they change only by the exchange's reports)."""
+
+    list_display = ("client_order_id", "account", "role", "market", "side", "amount", "status", "filled", "average_price", "fee", "is_real_money", "updated_at")
+    list_filter = ("status", "role", "is_real_money", "account")
+    search_fields = ("client_order_id", "exchange_order_id")
 
     def has_add_permission(self, request):
         return False

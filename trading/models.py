@@ -55,6 +55,13 @@ class PaperAccount(models.Model):
     cooldown_minutes = models.PositiveIntegerField(default=120, help_text="After a close, wait before re-entering a symbol.")
     daily_loss_limit_pct = models.DecimalField(**RATE, default="0.05", help_text="Stop opening after losing this fraction in a UTC day.")
     max_holding_minutes = models.PositiveIntegerField(default=48 * 60)
+    broker = models.CharField(
+        max_length=16, choices=[("paper", "Paper (simulated fills)"), ("exchange", "Exchange (ccxt)")], default="paper",
+        help_text="Where orders go: the simulator, or TRADING_EXCHANGE (its testnet unless real money is enabled).",
+    )
+    real_money = models.BooleanField(
+        default=False, help_text="With EXCHANGE_REAL_MONEY set too, orders go to the live exchange, not its testnet."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -201,3 +208,50 @@ class MarketFeedStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.feed} feed"
+
+
+class ExchangeOrder(models.Model):
+    """An order sent to an exchange, keyed by a client order id derived from the decision, so it is sent once.
+
+    Its state follows the exchange's reports: new → partially filled → filled, or cancelled or
+    rejected; filled quantity, average price and fees are the exchange's, never computed here.
+    """
+
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        PARTIALLY_FILLED = "partially_filled", "Partially filled"
+        FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
+        REJECTED = "rejected", "Rejected"
+
+    TERMINAL = (Status.FILLED, Status.CANCELLED, Status.REJECTED)
+
+    account = models.ForeignKey(PaperAccount, on_delete=models.PROTECT, related_name="exchange_orders")
+    decision = models.ForeignKey(SignalDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="exchange_orders")
+    trade = models.ForeignKey(PaperTrade, null=True, blank=True, on_delete=models.SET_NULL, related_name="exchange_orders")
+    client_order_id = models.CharField(max_length=36, unique=True)
+    role = models.CharField(max_length=16, help_text="entry, exit, stop_loss or take_profit")
+    exchange = models.CharField(max_length=32)
+    market = models.CharField(max_length=64, help_text="ccxt market symbol, e.g. BTC/USDT:USDT")
+    side = models.CharField(max_length=4, choices=[("buy", "Buy"), ("sell", "Sell")])
+    order_type = models.CharField(max_length=32)
+    amount = models.DecimalField(**PRICE)
+    trigger_price = models.DecimalField(**PRICE, null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
+    exchange_order_id = models.CharField(max_length=64, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True, help_text="Set before sending: a crash after it means ask the exchange.")
+    filled = models.DecimalField(**PRICE, default=0)
+    average_price = models.DecimalField(**PRICE, null=True, blank=True)
+    fee = models.DecimalField(**MONEY, default=0)
+    fee_currency = models.CharField(max_length=16, blank=True)
+    reject_reason = models.CharField(max_length=255, blank=True)
+    last_report = models.JSONField(default=dict, blank=True, help_text="The exchange's last answer about this order.")
+    is_real_money = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "status"], name="exchange_order_open_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.client_order_id} {self.side} {self.amount} {self.market} {self.status}"

@@ -1,5 +1,6 @@
 """Celery tasks of the trading app: thin wrappers that call a service."""
 from celery import shared_task
+from celery.signals import worker_ready
 
 from tradelearn.celery import TASK_OPTIONS
 from trading.services.candles import TRANSIENT_ERRORS as EXCHANGE_TRANSIENT_ERRORS
@@ -14,3 +15,28 @@ def fetch_candles_task(exchange: str, symbols: list[str], timeframe: str) -> dic
     Idempotent: a redelivered or retried run resumes after the last stored candle.
     """
     return candles_fetch(exchange=exchange, symbols=symbols, timeframe=timeframe).counts()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_backoff_max=600, max_retries=5)
+def reconcile_exchange_accounts_task() -> dict[str, list[str]]:
+    """Match every exchange account's open orders and positions with its books; returns what each could not explain."""
+    from django.conf import settings
+
+    from trading.brokers import exchange_order_client
+    from trading.models import PaperAccount
+    from trading.services.orders import account_reconcile
+
+    unexplained = {}
+    for account in PaperAccount.objects.filter(broker="exchange").order_by("pk"):
+        report = account_reconcile(account=account, client=exchange_order_client(account), markets=list(settings.TRADING_MARKETS))
+        unexplained[account.name] = report.unexplained
+    return unexplained
+
+
+@worker_ready.connect
+def _reconcile_at_start_up(sender=None, **kwargs) -> None:
+    """A worker coming up reconciles first: orders may have filled or been cancelled while nothing listened."""
+    from trading.models import PaperAccount
+
+    if PaperAccount.objects.filter(broker="exchange").exists():
+        reconcile_exchange_accounts_task.delay()

@@ -105,6 +105,7 @@ def test_setup_periodic_tasks_is_idempotent_and_keeps_admin_edits():
         "learning: prune training data": "learning.tasks.prune_training_data_task",
         "learning: rebuild learning stats": "learning.tasks.rebuild_learning_stats_task",
         "trading: fetch candles and tick engines": "trading.tasks.schedule_engine_ticks_task",
+        "trading: reconcile exchange accounts": "trading.tasks.reconcile_exchange_accounts_task",
     }
     online = PeriodicTask.objects.get(name="learning: online update")
     assert (online.interval.every, online.interval.period) == (5, "minutes")
@@ -113,7 +114,7 @@ def test_setup_periodic_tasks_is_idempotent_and_keeps_admin_edits():
     PeriodicTask.objects.filter(pk=online.pk).update(enabled=False)
     out = StringIO()
     call_command("setup_periodic_tasks", stdout=out)
-    assert "0 created, 0 reset, 5 kept" in out.getvalue()
+    assert "0 created, 0 reset, 6 kept" in out.getvalue()
     assert (PeriodicTask.objects.count(), IntervalSchedule.objects.count(), CrontabSchedule.objects.count()) == snapshot
     assert not PeriodicTask.objects.get(pk=online.pk).enabled
 

@@ -264,6 +264,11 @@ HEALTH_ONLINE_UPDATE_MAX_AGE_SECONDS = env_float("HEALTH_ONLINE_UPDATE_MAX_AGE_S
 # The batch retrain runs daily.
 HEALTH_RETRAIN_MAX_AGE_SECONDS = env_float("HEALTH_RETRAIN_MAX_AGE_SECONDS", 2 * 86400.0, minimum=1.0)
 
+# Orders on an exchange (accounts whose broker is "exchange") go to TRADING_EXCHANGE's testnet or demo
+# trading. Real money needs this AND the account's real_money flag. Keys: EXCHANGE_API_KEY and
+# EXCHANGE_API_SECRET, read from the environment when an order is placed, never stored or logged.
+EXCHANGE_REAL_MONEY = env_bool("EXCHANGE_REAL_MONEY", False)
+
 # --- Notifications (off unless a target is set) ------------------------------------------------
 # A generic webhook receives each event as JSON {"event", "text", "data", "at"}.
 NOTIFY_WEBHOOK_URL = env_url("NOTIFY_WEBHOOK_URL", None, schemes=("http", "https"))
