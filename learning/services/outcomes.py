@@ -6,8 +6,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.utils import DataError
+from django.utils import timezone
 
 from learning.models import (
     ExitReason,
@@ -18,6 +19,7 @@ from learning.models import (
     VolatilityRegime,
 )
 from learning.services.aggregates import OutcomeFacts, aggregates_apply
+from learning.services.outcome_statement import covers_every_aggregate, store_one_postgresql
 from learning.types import StoreResult, TradeOutcome
 from tradelearn.bulk import bulk_insert
 
@@ -200,11 +202,18 @@ def store_trade_outcomes(*, outcomes: Sequence[TradeOutcome]) -> StoreResult:
     batch) is not stored again and changes no aggregate; it is reported in `duplicates`.
     """
     records = _validated_records(outcomes)
+    # One outcome on PostgreSQL is one statement (see outcome_statement), which is atomic by
+    # itself: outside a transaction it needs no BEGIN and COMMIT round trips of its own.
+    one_statement = len(records) == 1 and connection.vendor == "postgresql" and covers_every_aggregate()
     for attempt in range(1, _ATTEMPTS + 1):
         try:
+            if one_statement and not connection.in_atomic_block:
+                return _insert_one(records[0])
             # A savepoint when the caller is in a transaction (an engine closing a trade), so a
             # conflict here rolls back only this store and can be retried.
             with transaction.atomic():
+                if one_statement:
+                    return _insert_one(records[0])
                 return _insert_new(records, check_existing=attempt > 1)
         except (IntegrityError, OperationalError) as error:
             if isinstance(error, OperationalError) and not _is_transient(error):
@@ -223,6 +232,14 @@ def store_trade_outcome(*, outcome: TradeOutcome) -> StoreResult:
 def _is_transient(error: OperationalError) -> bool:
     text = str(error).lower()
     return "deadlock" in text or "could not serialize" in text or "database is locked" in text
+
+
+def _insert_one(record: TrainingRecord) -> StoreResult:
+    try:
+        stored = store_one_postgresql(record, now=timezone.now())
+    except DataError as error:
+        raise ValidationError(f"A value does not fit its column: {error}") from None
+    return StoreResult(stored=1) if stored else StoreResult(stored=0, duplicates=(record.trade_id,))
 
 
 def _insert_new(records: list[TrainingRecord], *, check_existing: bool) -> StoreResult:

@@ -127,3 +127,20 @@ def test_stored_numbers_round_trip_exactly():
     record = TrainingRecord.objects.get()
     assert record.entry_price == Decimal("0.0000123456")
     assert math.isclose(float(record.pnl_pct), float(outcome.pnl_pct))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_outcome_on_postgresql_is_one_statement_and_exactly_once():
+    """Outside a transaction the store is a single statement (its own commit), also when rows exist."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first, second = TradeOutcomeFactory(), TradeOutcomeFactory()
+    store_trade_outcome(outcome=first)  # creates the aggregate rows and prepares the statement
+    with CaptureQueriesContext(connection) as queries:
+        result = store_trade_outcome(outcome=second)
+        again = store_trade_outcome(outcome=second)
+    assert [query["sql"].split(" ")[0] for query in queries.captured_queries] == ["EXECUTE", "EXECUTE"]
+    assert result.stored == 1 and again.duplicate
+    assert TrainingRecord.objects.count() == 2
+    assert sum(StrategyPerformance.objects.values_list("total_trades", flat=True)) == 2
