@@ -1,4 +1,4 @@
-"""One outcome stored in one PostgreSQL statement: the record and all five aggregate upserts.
+"""One outcome stored in one PostgreSQL statement: the record and all the aggregates' upserts.
 
 A store with its own durable commit is bound by the commit; reading each aggregate row, folding
 it in Python and writing it back took a dozen round trips more and ran at 0.05 of that bound.
@@ -28,7 +28,8 @@ from django.conf import settings
 from django.db import connection, models
 
 from learning.buckets import label_midpoint
-from learning.models import TrainingRecord
+from learning.models import RECENT_WINDOW_CAPACITY, TrainingRecord
+from learning.recent import RECENT_WINDOWS
 from learning.services.aggregates import AGGREGATES, Aggregate, OutcomeFacts, PositionSizingAggregate
 
 
@@ -173,12 +174,56 @@ def _feature_importance() -> tuple[dict, list, dict]:
     return sums, [("s1", moments), ("s2", correlation)], figures
 
 
+def _recent_performance() -> tuple[dict, list, dict]:
+    # The window keeps the RECENT_WINDOW_CAPACITY largest entries in exit order: [exit µs, entry µs,
+    # symbol, P&L units, success] compared as Python compares the lists (symbols by code point).
+    sums = {**_added("total_outcomes"), "window": "t.window || excluded.window"}
+    order = "(e ->> 0)::bigint, (e ->> 1)::bigint, (e ->> 2) COLLATE \"C\", (e ->> 3)::bigint, (e ->> 4)::boolean"
+    kept = (
+        "SELECT jsonb_agg(w.e ORDER BY w.position) AS window, count(*) AS size FROM ("
+        f"SELECT e, row_number() OVER (ORDER BY {order}) AS position, count(*) OVER () AS total "
+        "FROM jsonb_array_elements(n.window) AS e) AS w "
+        f"WHERE w.position > w.total - {RECENT_WINDOW_CAPACITY}"
+    )
+    # window_figures: over the last 20 and 50 entries (of a window that is never empty here).
+    def last(count: int) -> str:
+        return f"x.position > s1.size - {count}"
+
+    def pnl(count: int) -> str:
+        return f"(sum((x.e ->> 3)::bigint) FILTER (WHERE {last(count)}))::float8 / (least(s1.size, {count}) * 1e10::float8)"
+
+    def wins(count: int) -> str:
+        return f"(count(*) FILTER (WHERE {last(count)} AND (x.e ->> 4)::boolean))::float8 / least(s1.size, {count})"
+
+    longest = max(RECENT_WINDOWS)
+    microseconds = "timestamptz 'epoch' + interval '1 microsecond' * "
+    figures_of_window = (
+        f"SELECT {pnl(RECENT_WINDOWS[0])} AS pnl_short, {pnl(longest)} AS pnl_long, "
+        f"{wins(RECENT_WINDOWS[0])} AS wins_short, {wins(longest)} AS wins_long, least(s1.size, {longest}) AS count, "
+        f"{microseconds}max((x.e ->> 1)::bigint) FILTER (WHERE {last(longest)}) AS last_entry, "
+        f"{microseconds}max((x.e ->> 0)::bigint) AS last_exit "
+        "FROM jsonb_array_elements(s1.window) WITH ORDINALITY AS x(e, position)"
+    )
+    figures = {
+        "window": "s1.window",
+        "pnl_pct_20": "s2.pnl_short",
+        "pnl_pct_50": "s2.pnl_long",
+        "win_rate_20": "s2.wins_short",
+        "win_rate_50": "s2.wins_long",
+        "window_outcomes": "s2.count",
+        "last_entry_time": "s2.last_entry",
+        "last_exit_time": "s2.last_exit",
+    }
+    return sums, [("s1", kept), ("s2", figures_of_window)], figures
+
+
 _SQL = {
     "StrategyPerformanceAggregate": _strategy_performance(),
     "SignalQualityAggregate": _signal_quality(),
     "MarketRegimeAggregate": _market_regime(),
     "PositionSizingAggregate": _position_sizing(),
     "FeatureImportanceAggregate": _feature_importance(),
+    "RecentPerformanceAggregate": _recent_performance(),
 }
 # The outcome's facts and the settings the figures use, as one row every upsert can read.
 # The parameters: $1 the record, $2 the outcome's facts and the settings the figures use, then
