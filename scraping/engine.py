@@ -1,6 +1,6 @@
 """The profit scraping engine: small targets off rejected support and resistance, on the shared engine loop.
 
-Opportunity rule at the close of candle t (constants in `ScrapingParams`), with ATR = the
+Opportunity rule at the close of candle t (`ScrapingParams`, from the SCRAPING_* settings), with ATR = the
 candle's `atr_pct` × close and the levels in force at t (`scraping.levels`, candles ≤ t only):
 
 - Long off a support level L below the close (short off a resistance above it, mirrored):
@@ -45,20 +45,41 @@ STRATEGY_TYPE = "level_scrape"
 
 @dataclass(frozen=True, kw_only=True)
 class ScrapingParams:
-    entry_band_atr: float = 0.6
-    touch_atr: float = 0.15
-    max_pierce_atr: float = 1.0
-    min_wick: float = 0.5
-    min_strength: float = 0.65
-    very_strong: float = 0.85
-    recent: timedelta = timedelta(days=5)
-    stop_buffer_atr: float = 0.6
-    target_atr: float = 0.8
-    next_level_buffer_atr: float = 0.1
-    min_net_target: float = 0.0015
-    breakeven_fraction: float = 0.8
-    max_holding_candles: int = 12
+    """The opportunity rule's tuning (the module docstring names each); `from_settings` reads the configured one."""
+
+    entry_band_atr: float
+    touch_atr: float
+    max_pierce_atr: float
+    min_wick: float
+    min_strength: float
+    very_strong: float
+    recent: timedelta
+    stop_buffer_atr: float
+    target_atr: float
+    next_level_buffer_atr: float
+    min_net_target: float
+    breakeven_fraction: float
+    max_holding_candles: int
     levels: LevelParams = field(default_factory=LevelParams)
+
+    @classmethod
+    def from_settings(cls) -> Self:
+        """The SCRAPING_* settings (tradelearn/settings/base.py, .env.example)."""
+        return cls(
+            entry_band_atr=settings.SCRAPING_ENTRY_BAND_ATR,
+            touch_atr=settings.SCRAPING_TOUCH_ATR,
+            max_pierce_atr=settings.SCRAPING_MAX_PIERCE_ATR,
+            min_wick=settings.SCRAPING_MIN_WICK,
+            min_strength=settings.SCRAPING_MIN_STRENGTH,
+            very_strong=settings.SCRAPING_VERY_STRONG,
+            recent=timedelta(hours=settings.SCRAPING_RECENT_HOURS),
+            stop_buffer_atr=settings.SCRAPING_STOP_BUFFER_ATR,
+            target_atr=settings.SCRAPING_TARGET_ATR,
+            next_level_buffer_atr=settings.SCRAPING_NEXT_LEVEL_BUFFER_ATR,
+            min_net_target=settings.SCRAPING_MIN_NET_TARGET,
+            breakeven_fraction=settings.SCRAPING_BREAKEVEN_FRACTION,
+            max_holding_candles=settings.SCRAPING_MAX_HOLDING_CANDLES,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,7 +221,7 @@ class ProfitScrapingEngine(TradingEngine):
         self, *, account: PaperAccount, use_learning: bool = True, use_model: bool = True, params: ScrapingParams | None = None
     ):
         super().__init__(account=account, use_learning=use_learning, use_model=use_model)
-        self.params = params or ScrapingParams()
+        self.params = params or ScrapingParams.from_settings()
         # Derived from candles only (a cache): a fresh engine rebuilds the same from the same candles.
         self._histories: dict[str, LevelHistory] = {}
         self._candles: dict[str, Candles] = {}

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("CONN_MAX_AGE", "ten", lambda: env.env_int("CONN_MAX_AGE", 60)),
         ("LEARNING_PRIOR_STRENGTH", "nan", lambda: env.env_float("LEARNING_PRIOR_STRENGTH", 20.0)),
         ("LEARNING_KELLY_FRACTION", "3", lambda: env.env_float("LEARNING_KELLY_FRACTION", 0.25, minimum=0, maximum=1)),
+        ("SCRAPING_MIN_WICK", "1.5", lambda: env.env_float("SCRAPING_MIN_WICK", 0.5, minimum=0, maximum=1)),
         ("DATABASE_URL", "nosuchdb://x", lambda: env.env_database("DATABASE_URL", "sqlite:///x", base_dir=ROOT)),
         ("CELERY_BROKER_URL", "http://x", lambda: env.env_url("CELERY_BROKER_URL", None, schemes=("redis",))),
     ],

@@ -41,6 +41,16 @@ def test_trades_go_through_the_shared_simulator_and_books(btc_frame, eth_frame):
     assert TrainingRecord.objects.filter(system_type="profit_scraping", strategy_type=STRATEGY_TYPE).count() == closed
 
 
+def test_the_rule_is_tuned_by_the_scraping_settings(btc_frame, settings):
+    settings.SCRAPING_MAX_HOLDING_CANDLES = 6
+    (account,) = run_replay({"BTCUSDT": btc_frame}, prefix="six-candles")
+    holding = set(PaperTrade.objects.filter(account=account).values_list("max_holding_minutes", flat=True))
+    assert holding == {6 * 60}
+    settings.SCRAPING_MIN_STRENGTH = 1.01  # no level is that strong
+    (account,) = run_replay({"BTCUSDT": btc_frame}, prefix="no-level")
+    assert not SignalDecision.objects.filter(account=account).exists()
+
+
 def test_decisions_taken_and_skipped_are_recorded_and_followed(btc_frame):
     (account,) = run_replay({"BTCUSDT": btc_frame}, use_learning=True)
     decisions = SignalDecision.objects.filter(account=account)

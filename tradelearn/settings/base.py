@@ -243,6 +243,27 @@ TRADING_TARGET_ATR_MULTIPLE = env_float("TRADING_TARGET_ATR_MULTIPLE", 3.0, mini
 # Size of baseline trades (no learning) and of shadow trades, as a fraction of equity.
 TRADING_BASELINE_POSITION_SIZE = env_float("TRADING_BASELINE_POSITION_SIZE", 0.02, minimum=0.0, maximum=1.0)
 TRADING_STARTING_BALANCE = env_str("TRADING_STARTING_BALANCE", "10000")
+# Profit scraping's opportunity rule (scraping/engine.py's docstring): distances in multiples of the
+# candle's average true range. The close must be within the entry band of a level; the low (high) must
+# reach within the touch distance and pierce it by at most the pierce distance; the wick must be at
+# least this fraction of the candle's range; the level this strong (a trend is ignored past "very strong")
+# and tested within the recent hours.
+SCRAPING_ENTRY_BAND_ATR = env_float("SCRAPING_ENTRY_BAND_ATR", 0.6, minimum=0.0)
+SCRAPING_TOUCH_ATR = env_float("SCRAPING_TOUCH_ATR", 0.15, minimum=0.0)
+SCRAPING_MAX_PIERCE_ATR = env_float("SCRAPING_MAX_PIERCE_ATR", 1.0, minimum=0.0)
+SCRAPING_MIN_WICK = env_float("SCRAPING_MIN_WICK", 0.5, minimum=0.0, maximum=1.0)
+SCRAPING_MIN_STRENGTH = env_float("SCRAPING_MIN_STRENGTH", 0.65, minimum=0.0, maximum=1.0)
+SCRAPING_VERY_STRONG = env_float("SCRAPING_VERY_STRONG", 0.85, minimum=0.0, maximum=1.0)
+SCRAPING_RECENT_HOURS = env_int("SCRAPING_RECENT_HOURS", 120, minimum=1)
+# Its exits: the stop beyond the level and wick, the target (cut short of the next level in the way),
+# skipped when less than the minimum net fraction is left after fees and slippage; breakeven after this
+# fraction of the target; out after this many candles.
+SCRAPING_STOP_BUFFER_ATR = env_float("SCRAPING_STOP_BUFFER_ATR", 0.6, minimum=0.0)
+SCRAPING_TARGET_ATR = env_float("SCRAPING_TARGET_ATR", 0.8, minimum=0.0)
+SCRAPING_NEXT_LEVEL_BUFFER_ATR = env_float("SCRAPING_NEXT_LEVEL_BUFFER_ATR", 0.1, minimum=0.0)
+SCRAPING_MIN_NET_TARGET = env_float("SCRAPING_MIN_NET_TARGET", 0.0015)
+SCRAPING_BREAKEVEN_FRACTION = env_float("SCRAPING_BREAKEVEN_FRACTION", 0.8, minimum=0.0)
+SCRAPING_MAX_HOLDING_CANDLES = env_int("SCRAPING_MAX_HOLDING_CANDLES", 12, minimum=1)
 # Live market data: "clock" releases stored candles as if they were closing now (no exchange needed);
 # "exchange" polls TRADING_EXCHANGE's closed candles through ccxt.
 MARKET_FEED = env_str("MARKET_FEED", "clock")
