@@ -8,7 +8,10 @@ from trading.services.candles import candles_fetch
 
 
 # The exchange briefly unreachable or throttling is as worth retrying as the database or broker.
-@shared_task(**{**TASK_OPTIONS, "autoretry_for": TASK_OPTIONS["autoretry_for"] + EXCHANGE_TRANSIENT_ERRORS})
+EXCHANGE_TASK_OPTIONS = {**TASK_OPTIONS, "autoretry_for": TASK_OPTIONS["autoretry_for"] + EXCHANGE_TRANSIENT_ERRORS}
+
+
+@shared_task(**EXCHANGE_TASK_OPTIONS)
 def fetch_candles_task(exchange: str, symbols: list[str], timeframe: str) -> dict[str, int]:
     """Store new closed candles for each symbol; returns the number newly stored per symbol.
 
@@ -17,7 +20,7 @@ def fetch_candles_task(exchange: str, symbols: list[str], timeframe: str) -> dic
     return candles_fetch(exchange=exchange, symbols=symbols, timeframe=timeframe).counts()
 
 
-@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_backoff_max=600, max_retries=5)
+@shared_task(**EXCHANGE_TASK_OPTIONS)
 def reconcile_exchange_accounts_task() -> dict[str, list[str]]:
     """Match every exchange account's open orders and positions with its books; returns what each could not explain."""
     from django.conf import settings
