@@ -40,7 +40,7 @@ def fill_body(order_id: int, *, quantity: str, price: str, commission: str, fill
 def position_body(amount: str, *, entry: str = "42000") -> dict:
     return {
         "symbol": "BTCUSDT", "positionSide": "BOTH", "positionAmt": amount, "entryPrice": entry, "breakEvenPrice": entry,
-        "markPrice": "42100", "unRealizedProfit": "1.0", "liquidationPrice": "0", "isolatedMargin": "0", "notional": "421",
+        "markPrice": "42100", "unRealizedProfit": "1.0", "liquidationPrice": "0", "isolatedMargin": "0", "notional": str(float(amount) * 42100),
         "marginAsset": "USDT", "isolatedWallet": "0", "initialMargin": "42.1", "maintMargin": "1.68", "positionInitialMargin": "42.1",
         "openOrderInitialMargin": "0", "adl": 1, "bidNotional": "0", "askNotional": "0", "updateTime": UPDATE_TIME,
     }  # fmt: skip
