@@ -33,6 +33,7 @@ from learning.services.corrections import CORRECTABLE_FIELDS, training_record_co
 from learning.services.outcomes import store_trade_outcome, validate_trade_outcome
 from learning.services.versions import model_version_activate, model_version_rollback
 from learning.types import TradeOutcome
+from tradelearn.admin_display import RealOrShadowFilter, column, metrics_table, minute, money, percent, score
 
 
 @admin.action(description="Rebuild all learned statistics from the training records")
@@ -109,11 +110,16 @@ def render_changes(correction: TrainingRecordCorrection):
 @admin.register(TrainingRecord)
 class TrainingRecordAdmin(admin.ModelAdmin):
     form = TrainingRecordForm
+    # The key columns first (symbol, side, exit time, P&L, success), so they show at 1440 px without scrolling.
     list_display = (
-        "trade_id", "symbol", "strategy_type", "system_type", "side", "is_shadow", "confidence_score",
-        "ml_score", "pnl_pct", "net_pnl", "success", "exit_reason", "market_regime", "volatility_regime", "exit_time",
+        "trade_id", "symbol", "side", column("exit_time", minute), column("net_pnl", money, "net P&L"),
+        column("pnl_pct", percent, "P&L %"), "success", "system_type", "strategy_type", "exit_reason",
+        column("confidence_score", score, "confidence"), column("ml_score", score, "model score"), "market_regime",
+        "volatility_regime", "is_shadow",
     )  # fmt: skip
-    list_filter = ("system_type", "strategy_type", "success", "is_shadow", "market_regime", "volatility_regime", "exit_reason", "side")
+    list_filter = (
+        RealOrShadowFilter, "system_type", "strategy_type", "success", "market_regime", "volatility_regime", "exit_reason", "side",
+    )  # fmt: skip
     search_fields = ("trade_id", "symbol")
     date_hierarchy = "exit_time"
     readonly_fields = ("success", "duration_minutes", "created_at")
@@ -304,9 +310,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_filter = ("kind", "active", "is_interim", "sklearn_version")
     search_fields = ("version", "sha256", "note")
     date_hierarchy = "created_at"
-    exclude = ("artifact",)
+    exclude = ("artifact", "metrics")
+    # Every field read-only but the note; the metrics shown as a table (metrics_shown), not as raw JSON.
     readonly_fields = tuple(
-        field.name for field in ModelVersion._meta.get_fields() if getattr(field, "concrete", False) and field.name not in ("artifact", "note")
+        "metrics_shown" if field.name == "metrics" else field.name
+        for field in ModelVersion._meta.get_fields()
+        if getattr(field, "concrete", False) and field.name not in ("artifact", "note")
     ) + ("artifact_size",)
     actions = ("activate", "roll_back")
     list_per_page = 100
@@ -328,6 +337,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="accuracy")
     def accuracy(self, obj):
         return _headline_metric(obj, "accuracy")
+
+    @admin.display(description="metrics")
+    def metrics_shown(self, obj):
+        return metrics_table(obj.metrics)
 
     @admin.display(description="artifact size")
     def artifact_size(self, obj):

@@ -6,6 +6,7 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from tradelearn.admin_display import RealOrShadowFilter, column, minute, money, percent, plain, score
 from trading.models import Candle, EngineTick, ExchangeOrder, PaperAccount, PaperTrade, SignalDecision
 from trading.services.accounts import account_pause, account_resume
 from trading.services.trades import TradeNotOpen, trade_close_manual
@@ -13,7 +14,10 @@ from trading.services.trades import TradeNotOpen, trade_close_manual
 
 @admin.register(Candle)
 class CandleAdmin(admin.ModelAdmin):
-    list_display = ("symbol", "timeframe", "exchange", "open_time", "open", "high", "low", "close", "volume")
+    list_display = (
+        "symbol", "timeframe", "exchange", column("open_time", minute), column("open", plain), column("high", plain),
+        column("low", plain), column("close", plain), column("volume", plain),
+    )  # fmt: skip
     list_filter = ("exchange", "timeframe", "symbol")
     date_hierarchy = "open_time"
     search_fields = ("^symbol",)
@@ -29,7 +33,10 @@ class CandleAdmin(admin.ModelAdmin):
 # admin shows them read-only and acts through those services.
 @admin.register(PaperAccount)
 class PaperAccountAdmin(admin.ModelAdmin):
-    list_display = ("name", "system_type", "starting_balance", "current_balance", "is_paused", "fee_rate", "slippage_rate", "max_open_positions")
+    list_display = (
+        "name", "system_type", column("starting_balance", money), column("current_balance", money), "is_paused",
+        column("fee_rate", percent), column("slippage_rate", percent), "max_open_positions",
+    )  # fmt: skip
     list_filter = ("system_type", "is_paused")
     search_fields = ("name",)
     readonly_fields = ("current_balance", "created_at", "updated_at")
@@ -79,11 +86,16 @@ TRADE_EDITABLE_WHILE_OPEN = ("stop_loss_price", "take_profit_price", "trailing_s
 
 @admin.register(PaperTrade)
 class PaperTradeAdmin(admin.ModelAdmin):
+    # The key columns first (symbol, side, exit time, P&L, success), so they show at 1440 px without scrolling.
     list_display = (
-        "id", "account", "is_shadow", "symbol", "side", "status", "entry_time", "entry_price", "exit_time",
-        "exit_price", "net_pnl", "pnl_pct", "exit_reason",
+        "id", "symbol", "side", "status", column("exit_time", minute), column("net_pnl", money, "net P&L"),
+        column("pnl_pct", percent, "P&L %"), "success", "exit_reason", "account_name", column("entry_time", minute),
+        column("entry_price", plain), column("exit_price", plain), "is_shadow",
     )  # fmt: skip
-    list_filter = ("account", "account__system_type", "symbol", "status", "exit_reason", "side", "is_shadow", "strategy_type", "entry_time", "exit_time")
+    list_filter = (
+        RealOrShadowFilter, "account", "account__system_type", "symbol", "status", "exit_reason", "side", "strategy_type",
+        "entry_time", "exit_time",
+    )  # fmt: skip
     search_fields = ("=id", "symbol", "strategy_type", "account__name")
     date_hierarchy = "entry_time"
     list_select_related = ("account",)
@@ -98,6 +110,15 @@ class PaperTradeAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # a deleted trade would leave its money in the balance unexplained
 
+    @admin.display(description="account", ordering="account__name")
+    def account_name(self, obj):
+        return obj.account.name
+
+    @admin.display(description="success", boolean=True, ordering="net_pnl")
+    def success(self, obj):
+        # As the training record labels it: net P&L after fees > 0; open trades have none yet.
+        return None if obj.net_pnl is None else obj.net_pnl > 0
+
     def get_readonly_fields(self, request, obj=None):
         fields = [field.name for field in PaperTrade._meta.fields if field.name != "decision"] + ["decision_shown"]
         if obj is not None and obj.status == PaperTrade.Status.OPEN:
@@ -111,11 +132,11 @@ class PaperTradeAdmin(admin.ModelAdmin):
             return "—"
         url = reverse("admin:trading_signaldecision_change", args=[decision.pk])
         # format_html escapes its arguments into strings, so numbers are formatted first.
-        model = "—" if decision.model_probability is None else f"{decision.model_probability:.3f}"
+        model = "—" if decision.model_probability is None else score(decision.model_probability)
         return format_html(
-            '<a href="{}">{}</a>: technical {}, model {}, combined {}, {}',
-            url, decision, f"{decision.technical_score:.3f}", model, f"{decision.combined_confidence:.3f}",
-            decision.reason or "no reason recorded",
+            '<a href="{}">{}</a>: technical {}, model {}, combined {}. {}',
+            url, decision, score(decision.technical_score), model, score(decision.combined_confidence),
+            decision.explanation,
         )  # fmt: skip
 
     @admin.action(description="Export selected trades to CSV")
@@ -156,11 +177,17 @@ class SignalDecisionAdmin(admin.ModelAdmin):
     """An audit record of what an engine decided and on what: read-only."""
 
     list_display = (
-        "candle_time", "account", "symbol", "timeframe", "side", "strategy_type", "technical_score",
-        "model_probability", "combined_confidence", "taken", "reason",
+        column("candle_time", minute), "account", "symbol", "side", "strategy_type", column("technical_score", score, "technical"),
+        column("model_probability", score, "model"), column("combined_confidence", score, "combined"), "taken", "why",
     )  # fmt: skip
+    readonly_fields = ("why",)
     list_filter = ("taken", "account", "strategy_type", "side", "market_regime", "volatility_regime", "symbol")
     search_fields = ("symbol", "strategy_type", "reason")
+
+    @admin.display(description="why")
+    def why(self, obj):
+        # The learner's reasoning and what became of the signal: the text the dashboard shows.
+        return obj.explanation
     date_hierarchy = "candle_time"
     list_select_related = ("account",)
     list_per_page = 100

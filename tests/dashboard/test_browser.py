@@ -84,10 +84,41 @@ def test_log_in_read_the_dashboard_and_filter_the_trade_list(live_server, transa
     page.goto(f"{live_server.url}/admin/trading/papertrade/")
     page.click('#changelist-filter [data-filter-title="status"] a:text-is("Closed")')
     page.wait_for_url("**/admin/trading/papertrade/?status__exact=closed")
-    closed = PaperTrade.objects.filter(status="closed").count()
+    closed = PaperTrade.objects.filter(status="closed", is_shadow=False).count()  # shadow trades are hidden until asked for
     assert 0 < closed <= 100  # one page: every filtered trade is listed
     expect(page.locator("#result_list tbody tr")).to_have_count(closed)
     assert set(page.locator("#result_list tbody td.field-status").all_inner_texts()) == {"Closed"}
     # A trade's page shows the decision that opened it, linked.
     page.locator("#result_list tbody tr th a").first.click()
     expect(page.locator(".field-decision_shown a")).to_have_attribute("href", re.compile(r"/admin/trading/signaldecision/\d+/change/"))
+
+
+def test_login_page_asks_for_nothing_missing_and_admin_lists_fit_1440_px(live_server, transactional_db, page, tmp_path, django_user_model):
+    build_dashboard_data(tmp_path)
+    django_user_model.objects.create_superuser(username="auditor", email="", password=PASSWORD)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    missing = []
+    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
+    page.goto(f"{live_server.url}/admin/login/?next=/")
+    page.wait_for_load_state("networkidle")
+    assert missing == []  # the favicon included
+    page.fill("#id_username", "auditor")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+
+    key_columns = {
+        "/admin/trading/papertrade/": ("symbol", "side", "exit_time", "net_pnl", "success"),
+        "/admin/learning/trainingrecord/": ("symbol", "side", "exit_time", "net_pnl", "success"),
+    }
+    for url, columns in key_columns.items():
+        page.goto(f"{live_server.url}{url}")
+        container = page.locator(".results").bounding_box()
+        for name in columns:
+            header = page.locator(f"#result_list thead th.column-{name}").bounding_box()
+            # Visible without scrolling right: inside the window and inside the list's own scroll box.
+            assert header["x"] + header["width"] <= min(1440, container["x"] + container["width"]), (url, name)
+        # Every row one line high: no wrapped times or prices.
+        heights = {round(box["height"]) for box in (row.bounding_box() for row in page.locator("#result_list tbody tr").all()[:20])}
+        assert max(heights) < 40, heights
+    assert missing == []
