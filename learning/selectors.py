@@ -110,6 +110,11 @@ def _real_and_shadow(records) -> dict:
     return figures
 
 
+def strategy_has_outcomes(*, strategy_type: str) -> bool:
+    """Whether any outcome of this strategy was ever learned (the aggregates outlive pruned records)."""
+    return StrategyPerformance.objects.filter(strategy_type=strategy_type).exists()
+
+
 def get_strategy_insights(*, strategy_type: str, system_type: str | None = None) -> dict:
     """How a strategy has done overall, by confidence range and by market conditions."""
     rows = StrategyPerformance.objects.filter(strategy_type=strategy_type)

@@ -4,7 +4,7 @@ from dataclasses import asdict
 import django_filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,7 +19,7 @@ from learning.api.serializers import (
     one_or_many,
 )
 from learning.models import RecentPerformance, SystemType, TrainingRecord
-from learning.selectors import get_learning_summary, get_strategy_insights, recent_record_features
+from learning.selectors import get_learning_summary, get_strategy_insights, recent_record_features, strategy_has_outcomes
 from learning.services import get_signal_recommendation, store_trade_outcomes
 from learning.types import SignalContext, TradeOutcome
 from tradelearn.api.pagination import NewestFirstCursorPagination
@@ -71,6 +71,8 @@ class StrategyInsightsApi(APIView):
         system_type = request.query_params.get("system_type") or None
         if system_type is not None and system_type not in SystemType.values:
             raise ValidationError({"system_type": [f"Unknown value; expected one of {', '.join(SystemType.values)}."]})
+        if not strategy_has_outcomes(strategy_type=strategy_type):
+            raise NotFound(f"No outcomes of strategy {strategy_type!r} have been learned.")
         return Response(get_strategy_insights(strategy_type=strategy_type, system_type=system_type))
 
 

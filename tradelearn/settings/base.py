@@ -132,7 +132,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["tradelearn.api.permissions.IsAuthenticatedOrPublicRead"],
     "DEFAULT_PAGINATION_CLASS": "tradelearn.api.pagination.DefaultPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # django-filter's backend, refusing unknown query parameters with a 400 naming the known ones.
+    "DEFAULT_FILTER_BACKENDS": ["tradelearn.api.filters.StrictDjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "tradelearn.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "tradelearn.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [

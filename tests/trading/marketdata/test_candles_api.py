@@ -20,7 +20,7 @@ def test_lists_candles_oldest_first_with_a_cursor(candles, token_client):
     page = client.get(URL, {"symbol": "BTCUSDT", "page_size": 20}).json()
     assert [row["open_time"] for row in page["results"]][:2] == ["2022-01-01T00:00:00Z", "2022-01-01T01:00:00Z"]
     assert page["results"][0] == {
-        "exchange": "binance", "symbol": "BTCUSDT", "timeframe": "1h", "open_time": "2022-01-01T00:00:00Z",
+        "exchange": "binanceusdm", "symbol": "BTCUSDT", "timeframe": "1h", "open_time": "2022-01-01T00:00:00Z",
         "open": "46210.5700000000", "high": "46729.7300000000", "low": "46210.5500000000",
         "close": "46650.0100000000", "volume": "8957.4650000000",
     }  # fmt: skip
@@ -32,7 +32,7 @@ def test_filters_by_symbol_timeframe_exchange_and_time_range(candles, token_clie
     client = token_client
     response = client.get(
         URL,
-        {"symbol": "ETH/USDT:USDT", "timeframe": "1h", "exchange": "binance",
+        {"symbol": "ETH/USDT:USDT", "timeframe": "1h", "exchange": "binanceusdm",
          "open_time_after": "2022-01-01T05:00:00Z", "open_time_before": "2022-01-01T09:00:00Z"},
     )  # fmt: skip
     assert response.status_code == 200
