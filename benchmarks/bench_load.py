@@ -111,7 +111,7 @@ def main() -> int:
     from django.db.models import Sum
     from rest_framework.authtoken.models import Token
 
-    from learning.ml.schema import FEATURE_SCHEMA
+    from learning.ml.schema import FEATURE_SCHEMA, feature_range
     from learning.models import TrainingRecord
     from tests.factories import TradeOutcomeFactory
     from trading.models import Candle, EngineTick, PaperAccount, PaperTrade
@@ -139,7 +139,8 @@ def main() -> int:
     )  # fmt: skip
     try:
         wait_for_port(port)
-        features = {name: round(random.Random(1).uniform(-1, 1), 4) for name in FEATURE_SCHEMA.names}
+        # A valid vector (the API refuses impossible values): each feature mid-range, a long signal.
+        features = {name: sum(feature_range(name)) / 2 for name in FEATURE_SCHEMA.names} | {"side": 1.0, "is_profit_scraping": 0.0}
         stats = {"lock": threading.Lock(), "latencies": [], "statuses": Counter()}
         stored_ids: list[str] = []
         deadline = time.monotonic() + SECONDS

@@ -1,6 +1,7 @@
 """Serializers of the learning API: input shapes checked here, business rules in the services."""
 from rest_framework import serializers
 
+from learning.ml.schema import feature_value_errors
 from learning.models import ExitReason, MarketRegime, RecentPerformance, Side, SystemType, TrainingRecord, VolatilityRegime
 from tradelearn.api.fields import FiniteFloatField
 
@@ -8,6 +9,20 @@ MAX_BATCH = 1000
 
 PRICE_FIELD = {"max_digits": 28, "decimal_places": 10}
 MONEY_FIELD = {"max_digits": 24, "decimal_places": 10}
+
+
+class FeaturesField(serializers.DictField):
+    """Feature name → number, each within its documented valid range (learning/ml/schema.py): an
+    impossible value (RSI 1e308, side 7) is refused naming the feature, never fed to a model."""
+
+    child = FiniteFloatField()
+
+    def to_internal_value(self, data):
+        features = super().to_internal_value(data)
+        errors = feature_value_errors(features)
+        if errors:
+            raise serializers.ValidationError({name: [f"{message}."] for name, message in errors.items()})
+        return features
 
 
 class TradeOutcomeInputSerializer(serializers.Serializer):
@@ -30,7 +45,7 @@ class TradeOutcomeInputSerializer(serializers.Serializer):
     exit_time = serializers.DateTimeField()
     success = serializers.BooleanField(required=False, allow_null=True, default=None)
     duration_minutes = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
-    features = serializers.DictField(child=FiniteFloatField(), required=False, default=dict)
+    features = FeaturesField(required=False, default=dict)
     model_versions = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
     is_shadow = serializers.BooleanField(required=False, default=False)
 
@@ -78,11 +93,11 @@ class SignalRecommendationOutputSerializer(serializers.Serializer):
 
 
 class FeaturesInputSerializer(serializers.Serializer):
-    features = serializers.DictField(child=FiniteFloatField())
+    features = FeaturesField()
 
 
 class TrainingExampleInputSerializer(serializers.Serializer):
-    features = serializers.DictField(child=FiniteFloatField())
+    features = FeaturesField()
     target = serializers.BooleanField()
     symbol = serializers.CharField(max_length=32)
 

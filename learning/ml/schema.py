@@ -170,6 +170,25 @@ INDICATOR_RANGES: dict[str, tuple[float, float]] = {
 }  # fmt: skip
 
 
+# Valid ranges of v1's features (a value outside is impossible, and the API refuses it, naming the
+# feature). Returns, distances and MACD are fractions of price; oscillators their textbook scales.
+FEATURE_RANGES_V1: dict[str, tuple[float, float]] = {
+    **{name: INDICATOR_RANGES[name] for name in ("rsi_14", "roc_1", "roc_4", "roc_24", "atr_pct", "ema_12_dist", "ema_26_dist", "sma_50_dist", "bb_pct_b", "realized_vol_24")},
+    "macd_line_pct": (-1.0, 1.0), "macd_signal_pct": (-1.0, 1.0), "macd_hist_pct": (-1.0, 1.0),
+    "roc_12": (-1.0, 10.0), "sma_200_dist": (-1.0, 10.0),
+    "stoch_k": (0.0, 100.0), "stoch_d": (0.0, 100.0), "williams_r": (-100.0, 0.0), "adx_14": (0.0, 100.0),
+    # CCI over 20 candles cannot pass ±666.7 (one outlier among 20); bounded a little wider.
+    "cci_20": (-1000.0, 1000.0),
+    "bb_width": (0.0, 10.0),
+    # OBV's change over a day's volume, and the candle's volume over the day's mean (24 when it holds all of it).
+    "obv_slope": (-1.0, 1.0), "volume_ratio": (0.0, 24.0),
+    "hour_sin": (-1.0, 1.0), "hour_cos": (-1.0, 1.0), "weekday_sin": (-1.0, 1.0), "weekday_cos": (-1.0, 1.0),
+    "side": (-1.0, 1.0), "signal_strength": (0.0, 1.0), "is_profit_scraping": (0.0, 1.0),
+}  # fmt: skip
+# Features that take only these values: +1 long / −1 short, and a 0/1 flag.
+FEATURE_VALUES: dict[str, frozenset[float]] = {"side": frozenset({-1.0, 1.0}), "is_profit_scraping": frozenset({0.0, 1.0})}
+
+
 def higher_timeframe_features(timeframe: str) -> tuple[str, ...]:
     if timeframe not in HIGHER_TIMEFRAMES:
         raise ValueError(f"higher timeframe {timeframe!r} is not one of {', '.join(HIGHER_TIMEFRAMES)}")
@@ -256,7 +275,9 @@ FEATURE_RANGES_V2 = _feature_ranges()
 
 
 def feature_range(name: str) -> tuple[float, float] | None:
-    """The documented valid range of a v2 feature beyond v1's (correlated-symbol features included), else None."""
+    """The documented valid range of a feature of v1 or v2 (correlated-symbol features included), else None."""
+    if name in FEATURE_RANGES_V1:
+        return FEATURE_RANGES_V1[name]
     if name in FEATURE_RANGES_V2:
         return FEATURE_RANGES_V2[name]
     if name.startswith("corr_"):
@@ -264,6 +285,23 @@ def feature_range(name: str) -> tuple[float, float] | None:
         if indicator is not None:
             return INDICATOR_RANGES[indicator]
     return None
+
+
+def feature_value_errors(features: Mapping) -> dict[str, str]:
+    """Each feature whose value is impossible (not a number, not finite, outside its documented range or
+    values), with why; features with no documented range are only checked to be finite numbers."""
+    errors = {}
+    for name, value in features.items():
+        if (message := _feature_error(value)) is not None:
+            errors[str(name)] = message
+            continue
+        allowed = FEATURE_VALUES.get(name)
+        bounds = feature_range(name)
+        if allowed is not None and float(value) not in allowed:
+            errors[name] = f"{value!r} is not one of {', '.join(f'{v:g}' for v in sorted(allowed))}"
+        elif bounds is not None and not bounds[0] <= value <= bounds[1]:
+            errors[name] = f"{value!r} is outside its valid range [{bounds[0]:g}, {bounds[1]:g}]"
+    return errors
 
 
 # The schema of the models this code trains; models stored with another (v1) still load, and a

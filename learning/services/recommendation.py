@@ -203,11 +203,22 @@ def get_signal_recommendation(*, context: SignalContext, evidence: EvidenceSourc
         size = weight * learned_size + (1.0 - weight) * context_size
 
     take = expected_pnl > settings.LEARNING_MIN_EXPECTED_PNL_PCT and size > 0
+    # A strategy never seen (no outcome of it in any confidence bucket, on either system).
+    unseen = not any(trades for _, trades, _ in evidence.quality)
     if not take:
         size = 0.0
+    elif unseen:
+        # Nothing it did backs the priors' promise: trade to learn, at the conservative default size.
+        size = settings.LEARNING_MIN_POSITION_SIZE
     elif context_size > 0:
         size = min(max(size, settings.LEARNING_MIN_POSITION_SIZE), settings.LEARNING_MAX_POSITION_SIZE)
 
+    if not take:
+        verdict = "skip."
+    elif unseen:
+        verdict = f"take, size {size:.2%} of equity: the conservative default, as {context.strategy_type} has no history yet."
+    else:
+        verdict = f"take, size {size:.2%} of equity (fractional Kelly)."
     other_name = SystemType.PROFIT_SCRAPING if context.system_type == SystemType.PAPER_TRADING else SystemType.PAPER_TRADING
     reasoning = (
         f"Win rate {win_rate:.1%} rests on {own['trades']} {context.system_type} trades of {context.strategy_type} "
@@ -215,8 +226,7 @@ def get_signal_recommendation(*, context: SignalContext, evidence: EvidenceSourc
         f" and {other['trades']} {other_name} trades in the same conditions weighted {transfer:.2f} each,"
         f" shrunk toward the calibrated confidence {calibrated:.1%} (prior worth {strength:g} trades)."
         f" Expected net {expected_pnl:+.2%} per trade (avg win {avg_win:.2%}, avg loss {avg_loss:.2%})"
-        f" → {'take' if take else 'skip'}"
-        + (f", size {size:.2%} of equity (fractional Kelly)." if take else ".")
+        f" → {verdict}"
     )
     return SignalRecommendation(
         should_take_trade=take,

@@ -2,6 +2,7 @@
 import json
 from dataclasses import asdict
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -135,6 +136,36 @@ def test_recommendation(client):
     assert_error_shape(bad, "confidence_score", "market_regime")
 
 
+def test_a_strategy_never_seen_gets_the_conservative_default_size_and_is_told_so(client, settings):
+    body = {"strategy_type": "brand_new", "system_type": "paper_trading", "confidence_score": 0.9,
+            "market_regime": "trending_up", "volatility_regime": "low", "take_profit_pct": 0.05, "stop_loss_pct": 0.01}  # fmt: skip
+    advice = client.post("/api/v1/recommendation/", body, format="json").json()
+    # Its priors promise a big edge, which sized it at the 5 % maximum before; nothing backs them yet.
+    assert advice["should_take_trade"] is True and advice["sample_size"] == 0
+    assert advice["recommended_position_size"] == settings.LEARNING_MIN_POSITION_SIZE < settings.LEARNING_MAX_POSITION_SIZE
+    assert "the conservative default, as brand_new has no history yet" in advice["reasoning"]
+    # Once it has history, Kelly sizes it.
+    store_trade_outcomes(outcomes=TradeOutcomeFactory.build_batch(30, strategy_type="brand_new", system_type="paper_trading", move_pct=Decimal("0.03"), side="long"))
+    seen = client.post("/api/v1/recommendation/", body, format="json").json()
+    assert "conservative default" not in seen["reasoning"] and seen["recommended_position_size"] > settings.LEARNING_MIN_POSITION_SIZE
+
+
+@pytest.mark.parametrize("field", ["confidence_score", "take_profit_pct"])
+def test_a_recommendation_refuses_numbers_sent_as_strings(client, field):
+    body = {"strategy_type": "trend_following", "system_type": "paper_trading", "confidence_score": 0.6,
+            "market_regime": "ranging", "volatility_regime": "low", "take_profit_pct": 0.02, "stop_loss_pct": 0.01}  # fmt: skip
+    response = client.post("/api/v1/recommendation/", {**body, field: "0.5"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["extra"]["fields"] == {field: ["Must be a number, not a string."]}
+
+
+@pytest.mark.parametrize(("features", "name"), [({"rsi_14": 1e308}, "rsi_14"), ({"side": 7.0}, "side"), ({"atr_pct": "42"}, "atr_pct")])
+def test_an_outcome_with_an_impossible_feature_is_a_400_naming_it(client, features, name):
+    response = client.post("/api/v1/trade-outcomes/", outcome_json(features=features), format="json")
+    assert response.status_code == 400 and list(response.json()["extra"]["fields"]["features"]) == [name]
+    assert not TrainingRecord.objects.exists()
+
+
 def test_insights_and_summary(client):
     store_trade_outcomes(outcomes=TradeOutcomeFactory.build_batch(10, strategy_type="trend_following", system_type="paper_trading"))
     insights = client.get("/api/v1/strategies/trend_following/insights/", {"system_type": "paper_trading"})
@@ -142,6 +173,13 @@ def test_insights_and_summary(client):
     assert client.get("/api/v1/strategies/trend_following/insights/", {"system_type": "x"}).status_code == 400
     summary = client.get("/api/v1/learning/summary/").json()
     assert summary["total_records"] == 10
+
+
+def test_insights_of_a_strategy_never_seen_are_a_404(client):
+    store_trade_outcomes(outcomes=TradeOutcomeFactory.build_batch(3, strategy_type="trend_following"))
+    response = client.get("/api/v1/strategies/nonexistent/insights/")
+    assert response.status_code == 404
+    assert response.json() == {"message": "No outcomes of strategy 'nonexistent' have been learned.", "extra": {}}
 
 
 def test_recent_performance_and_the_recent_record_are_readable(client):

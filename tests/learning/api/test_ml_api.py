@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from learning.ml.schema import feature_range
 from learning.models import ModelVersion, TrainingExample
 from learning.services.online import online_update
 from learning.services.retrain import batch_retrain
@@ -26,7 +27,9 @@ def client() -> APIClient:
 
 @pytest.fixture
 def features() -> dict[str, float]:
-    return learnable_features(1, seed=5)[0][0]
+    """A synthetic vector brought into each feature's valid range (the API refuses impossible values)."""
+    row = learnable_features(1, seed=5)[0][0]
+    return {name: min(max(value, feature_range(name)[0]), feature_range(name)[1]) for name, value in row.items()}
 
 
 def fields_of(response) -> str:
@@ -131,6 +134,38 @@ def test_hybrid_predict_rejects_bad_features_naming_them(client, features, chang
     change(body)
     response = client.post("/ml/hybrid/predict", {"features": body}, format="json")
     assert response.status_code == 400 and field in fields_of(response)
+
+
+IMPOSSIBLE = [
+    ("rsi_14", 1e308, "outside its valid range [0, 100]"),
+    ("rsi_14", -3.0, "outside its valid range [0, 100]"),
+    ("side", 7.0, "not one of -1, 1"),
+    ("side", 0.5, "not one of -1, 1"),
+    ("is_profit_scraping", 2.0, "not one of 0, 1"),
+    ("roc_1", -1.5, "outside its valid range [-1, 10]"),
+    ("volume_ratio", 1e9, "outside its valid range [0, 24]"),
+    ("stoch_k", "42", "Must be a number, not a string."),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), IMPOSSIBLE)
+@pytest.mark.parametrize("path", ["/ml/hybrid/predict", "/ml/online/add_training_data"])
+def test_impossible_feature_values_are_a_400_naming_the_feature(client, features, path, name, value, message):
+    """Before any model is asked: RSI 1e308 answered probability 0.0, side 7.0 and "42" were taken."""
+    body = {"features": {**features, name: value}, "target": True, "symbol": "BTCUSDT"}
+    response = client.post(path, body, format="json")
+    assert response.status_code == 400, response.json()
+    errors = response.json()["extra"]["fields"]["features"]
+    assert list(errors) == [name] and message in errors[name][0]
+    assert not TrainingExample.objects.exists()
+
+
+def test_every_feature_of_the_schema_has_a_documented_range():
+    from learning.ml.schema import FEATURE_SCHEMA_V1, FEATURE_SCHEMA_V2
+
+    for name in FEATURE_SCHEMA_V1.names + FEATURE_SCHEMA_V2.names:
+        low, high = feature_range(name)
+        assert low < high, name
 
 
 def test_model_versions_list_activate_and_roll_back(client):
