@@ -140,3 +140,16 @@ def test_live_trades_and_a_failing_feed_notify_once_each(configured, django_capt
     closed = next(body for path, body in configured.requests if path == "/hook" and body["event"] == "trade_closed")
     assert closed["data"]["trade_id"] == trade.pk and closed["data"]["net_pnl"] == str(trade.net_pnl)
     assert "cannot resolve host" in next(body["text"] for path, body in configured.requests if body.get("event") == "feed_failing")
+
+
+@pytest.mark.django_db
+def test_a_retrain_notifies_whether_its_model_was_adopted(configured, django_capture_on_commit_callbacks):
+    from learning.tasks import batch_retrain_task
+    from tests.learning.learnable import store_learnable
+
+    store_learnable(200, seed=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = batch_retrain_task.apply().get()
+    hooks = [body for path, body in configured.requests if path == "/hook"]
+    assert result["version"] and [body["event"] for body in hooks] == ["retrain_adopted" if result["activated"] else "retrain_refused"]
+    assert hooks[0]["data"] == {"version": result["version"], "reason": result["reason"]}
