@@ -38,8 +38,9 @@ run: migrate
 # candles are what the clock feed (MARKET_FEED=clock, the default) releases; one account per engine trades.
 up: venv
 	@test -n "$$DATABASE_URL" -a -n "$$CELERY_BROKER_URL" || { echo "make up needs DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis), e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/tradelearn CELERY_BROKER_URL=redis://127.0.0.1:6379/0 make up"; exit 1; }
+	$(PY) manage.py ensure_database
 	$(PY) manage.py migrate --no-input
-	$(PY) manage.py import_candles data/candles/*.csv --exchange binanceusdm
+	$(PY) manage.py import_candles data/candles/*.csv
 	$(PY) manage.py setup_periodic_tasks
 	$(PY) manage.py accounts ensure-live
 	$(PY) manage.py ensure_admin

@@ -4,6 +4,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
 
 CANDLES_DIR = Path(settings.BASE_DIR) / "data" / "candles"
 
@@ -22,6 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
+        executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+        unapplied = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+        if unapplied:
+            # A fresh database: create its tables rather than fail on the first missing one.
+            self.stdout.write(f"The database lacks {unapplied} migrations; applying them first (manage.py migrate).")
+            call_command("migrate", verbosity=0, interactive=False)
         files = sorted(str(path) for path in CANDLES_DIR.glob("*.csv"))
         if not files:
             raise CommandError(f"No bundled candle files in {CANDLES_DIR}.")
