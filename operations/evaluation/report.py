@@ -89,9 +89,10 @@ def breakdown_table(report: dict, part: str) -> Table:
         for run, by_system in report["systems"].items()
         for system, scope in by_system.items()
         for key, figures in scope[part].items()
+        if figures["trades"]  # a quarter (or symbol) without a trade has no figures, only n/a
     ]
     name = {"by_symbol": "symbol", "by_quarter": "quarter"}[part]
-    return Table(f"Performance per {name}", ("run", "system", name, *_PERFORMANCE_COLUMNS), rows)
+    return Table(f"Performance per {name}", ("run", "system", name, *_PERFORMANCE_COLUMNS), rows, note=f"A {name} without trades in a run is left out.")
 
 
 def symbol_comparison_table(report: dict) -> Table:
@@ -189,7 +190,9 @@ def learning_curve_table(report: dict) -> Table:
         columns += ["learning trades", "ECE", "skill", "precision", "base rate"]
     rows = []
     for row in curve:
-        cells = [row["quarter"], *(_num(row[run]["profit_factor"]) for run in runs)]
+        if not any(row[run]["trades"] for run in runs):
+            continue  # no run traded in this quarter: nothing to compare
+        cells = [row["quarter"], *(_num(row[run]["profit_factor"]) if row[run]["trades"] else "no trades" for run in runs)]
         if learning:
             figures = row["learning"]
             cells += [
@@ -204,7 +207,10 @@ def learning_curve_table(report: dict) -> Table:
         "Learning curve, all systems, by quarter",
         tuple(columns),
         rows,
-        note="ECE of expected_win_rate; skill: Brier skill of the hybrid probability; precision of take vs the signals' base rate.",
+        note=(
+            "ECE of expected_win_rate; skill: Brier skill of the hybrid probability; precision of take vs the signals' base rate."
+            " Quarters in which no run traded are left out."
+        ),
     )
 
 
@@ -234,13 +240,17 @@ def transfer_table(report: dict) -> Table | None:
     )
 
 
+TARGETS_TITLE = "Targets: does learning help? (learning run, all systems)"
+EXTRA_CHECK_TITLE = "Extra check: fewer losing trades can come from trading less, so also:"
+
+
 def targets_text(report: dict) -> str:
     if "targets" not in report:
         return "Targets: not judged (they need a baseline and a learning run)."
-    lines = ["Targets of issue 7 (learning run, all systems):"]
+    lines = [TARGETS_TITLE]
     for target in report["targets"]:
-        if not target["issue"]:
-            lines.append("Beyond the issue: fewer losing trades can come from trading less, so also:")
+        if not target["core"]:
+            lines.append(EXTRA_CHECK_TITLE)
         lines.append(f"  [{'MET' if target['met'] else 'MISSED'}] {target['target']}: {target['detail']}")
     return "\n".join(lines)
 

@@ -9,7 +9,7 @@ from operations.evaluation.runner import Window
 from trading.marketdata.naming import timeframe_ms
 
 ALL_SYSTEMS = "all"
-# The issue's targets, fixed here and never tuned to the data evaluated.
+# The evaluation's targets (does learning help?), fixed here and never tuned to the data evaluated.
 TARGET_MAX_ECE = 0.05
 TARGET_MIN_CALIBRATION_TRADES = 300
 TARGET_MIN_BRIER_SKILL = 0.0
@@ -134,7 +134,7 @@ def _better_or_equal(learning: float | None, baseline: float | None, learning_tr
 
 
 def targets(systems: dict[str, dict]) -> list[dict]:
-    """The issue's three targets, each met or missed on the learning run over all systems, with why."""
+    """The three targets of the evaluation, each met or missed on the learning run over all systems, with why."""
     learning = systems["learning"][ALL_SYSTEMS]["overall"]
     baseline = systems["baseline"][ALL_SYSTEMS]["overall"]
     calibration = learning["expected_win_rate"]
@@ -172,21 +172,21 @@ def targets(systems: dict[str, dict]) -> list[dict]:
     return [
         {
             "name": "calibration",
-            "issue": True,
+            "core": True,
             "target": f"ECE of expected_win_rate ≤ {TARGET_MAX_ECE} over ≥ {TARGET_MIN_CALIBRATION_TRADES} trades",
             "met": bool(ece_met),
             "detail": ece_detail,
         },
         {
             "name": "skill",
-            "issue": True,
+            "core": True,
             "target": "Brier skill score of the hybrid probability > 0",
             "met": bool(skill_met),
             "detail": skill_detail,
         },
         {
             "name": "profit",
-            "issue": True,
+            "core": True,
             "target": "learning profit factor ≥ baseline's, with fewer losing trades taken",
             "met": bool(profit_met and fewer_losses),
             "detail": (
@@ -197,7 +197,7 @@ def targets(systems: dict[str, dict]) -> list[dict]:
         },
         {
             "name": "selection",
-            "issue": False,
+            "core": False,
             "target": "extra check: taking a signal picks winners better than chance",
             "met": bool(edge_met),
             "detail": edge_detail,

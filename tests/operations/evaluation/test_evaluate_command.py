@@ -59,9 +59,10 @@ def test_evaluate_writes_json_and_html_with_every_section_and_prints_the_summary
 
     printed = out.getvalue()
     for heading in ("Performance, whole window", "Calibration against realised outcomes", "Take/skip as meta-labelling",
-                    "Learning curve", "Transfer:", "Targets of issue 7"):
+                    "Learning curve", "Transfer:", "Targets: does learning help?"):
         assert heading in printed
     assert re.search(r"\[MISSED\] ECE of expected_win_rate", printed)
+    assert "issue" not in printed.lower() and "issue" not in html.lower()
 
 
 def test_evaluate_refuses_a_symbol_without_candles(tmp_path):
