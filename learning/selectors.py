@@ -313,11 +313,10 @@ def _active_versions() -> dict:
 
 def pending_learning() -> dict[str, int]:
     """Records and examples the next online update would look at (schema misfits included)."""
-    state = OnlineLearningState.objects.first()
-    watermark = state.trained_through_record_id if state else 0
-    deferred = [int(record_id) for record_id in state.deferred_record_ids] if state else []
-    records = TrainingRecord.objects.filter(Q(id__gt=watermark) | Q(id__in=deferred)).count()
-    return {"records": records, "examples": TrainingExample.objects.filter(learned_at__isnull=True).count()}
+    return {
+        "records": TrainingRecord.objects.filter(learned_at__isnull=True).count(),
+        "examples": TrainingExample.objects.filter(learned_at__isnull=True).count(),
+    }
 
 
 def online_stats() -> dict:
