@@ -28,9 +28,10 @@ def test_a_run_without_trades_in_a_quarter_says_so():
 
 def test_the_targets_are_named_as_the_reports_own():
     targets = [
-        {"name": "skill", "core": True, "target": "Brier skill score of the hybrid probability > 0", "met": True, "detail": "+0.0028"},
-        {"name": "selection", "core": False, "target": "extra check: picks winners", "met": False, "detail": "42.9% vs 46.0%"},
+        {"name": "paper_skill", "scope": "paper_trading", "target": "Brier skill of the hybrid probability ≥ 0", "met": True, "detail": "+0.0028"},
+        {"name": "profit", "scope": "all", "target": "learning profit factor ≥ baseline's + 0.10", "met": False, "detail": "0.98 vs 0.87"},
     ]
     text = targets_text({"targets": targets})
     assert text.startswith("Targets: does learning help?")
-    assert "Extra check:" in text and "issue" not in text.lower()
+    assert "[MET] paper_trading: Brier skill" in text and "[MISSED] all: learning profit factor" in text
+    assert "issue" not in text.lower()
