@@ -519,9 +519,7 @@ class DecisionRow:
 
     @property
     def headline(self) -> str:
-        """One line: what became of a signal that was not opened, else the reasoning's conclusion (its last
-        sentence: expected net P&L → take or skip)."""
-        return self.reason.strip() or self.reasoning.strip().rsplit(". ", 1)[-1] or self.explanation
+        return SignalDecision.headline(self.reasoning, self.reason)
 
     @property
     def outcome(self) -> str:
