@@ -133,6 +133,9 @@ class MemoryBooks:
     def predict(self, features: Mapping[str, float]) -> HybridPrediction:
         return self.learning.predict(features)
 
+    def recent_record(self, *, system_type: str, symbol: str, at: datetime) -> dict[str, float]:
+        return self.learning.recent_record(system_type=system_type, symbol=symbol, at=at)
+
     def write(self) -> dict[str, str]:
         """Write the account's new and changed rows (call inside a transaction); returns learning's trade ids."""
         bulk_insert(SignalDecision, self._new_decisions)

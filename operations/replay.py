@@ -148,7 +148,7 @@ def replay(
             summary.retrains += session.retrain_finish().version is not None
 
     try:
-        sources = {symbol: BarSource(symbol=symbol, timeframe=timeframe, frame=frame) for symbol, frame in frames.items()}
+        sources = {symbol: BarSource(symbol=symbol, timeframe=timeframe, frame=frame, correlated=frames) for symbol, frame in frames.items()}
         for symbol, frame in frames.items():
             for engine in engines:
                 engine.prepare(symbol=symbol, timeframe=timeframe, frame=frame)

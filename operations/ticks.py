@@ -7,6 +7,7 @@ task runs the candle again; if two workers race, the second finds the candle cla
 import logging
 from datetime import datetime
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -47,7 +48,11 @@ def engine_tick(*, account_id: int, symbol: str, timeframe: str, exchange: str, 
             "%s %s %s: only %d candles stored, %d needed before trading; nothing decided",
             account, symbol, timeframe, len(frame), WARMUP_CANDLES + 1,
         )  # fmt: skip
-    source = BarSource(symbol=symbol, timeframe=timeframe, frame=frame)
+    correlated = {
+        other: candles_frame(symbol=other, timeframe=timeframe, exchange=exchange, end=now or timezone.now()).loc[frame.index[0] :]
+        for other in settings.FEATURES_CORRELATED_SYMBOLS
+    }
+    source = BarSource(symbol=symbol, timeframe=timeframe, frame=frame, correlated=correlated)
     rows = range(len(frame) - 1, len(frame)) if last_tick is None else range(len(frame))
     processed = 0
     for row in rows:

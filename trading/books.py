@@ -2,15 +2,17 @@
 
 The engine decides, fills and exits through its books; the rules they apply are the same
 functions whoever keeps them (trade_prepare_open, trade_exit_step, trade_settle, risk_refusal,
-get_signal_recommendation, hybrid_predict). DatabaseBooks writes every decision, fill and close
+get_signal_recommendation, hybrid_predict, the recent record). DatabaseBooks writes every decision, fill and close
 at once, under the account's row lock, and learning stores each outcome as the trade closes: live
 ticks use it. A replay keeps its books in memory instead (operations.books.MemoryBooks); both
 follow the Books protocol and differ only in when rows reach the database.
 """
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Protocol
 
 from learning.ml.hybrid import HybridPrediction
+from learning.selectors import recent_record_features
 from learning.services import get_signal_recommendation
 from learning.services.prediction import hybrid_predict
 from learning.types import SignalContext, SignalRecommendation
@@ -51,6 +53,8 @@ class Books(Protocol):
 
     def predict(self, features: Mapping[str, float]) -> HybridPrediction: ...
 
+    def recent_record(self, *, system_type: str, symbol: str, at: datetime) -> dict[str, float]: ...
+
 
 class DatabaseBooks:
     """Every decision, fill and exit written as it happens: the live path."""
@@ -87,3 +91,6 @@ class DatabaseBooks:
 
     def predict(self, features: Mapping[str, float]) -> HybridPrediction:
         return hybrid_predict(features=features)
+
+    def recent_record(self, *, system_type: str, symbol: str, at: datetime) -> dict[str, float]:
+        return recent_record_features(system_type=system_type, symbol=symbol, at=at)

@@ -14,6 +14,7 @@ where the books are kept until written (trading.books: at once live, in bulk in 
 import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -22,11 +23,12 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
-from learning.ml.schema import FEATURE_SCHEMA
+from learning.ml.schema import current_feature_schema
 from learning.types import SignalContext
 from trading import execution
 from trading.books import Books, DatabaseBooks
 from trading.features.builder import build_features
+from trading.features.context import context_frame, plan_features, signed_features
 from trading.features.indicators import TECHNICAL_FEATURES
 from trading.marketdata.naming import timeframe_ms
 from trading.models import PaperAccount, PaperTrade, SignalDecision
@@ -70,7 +72,7 @@ class Bar:
 
     @cached_property
     def features(self) -> dict[str, float] | None:
-        """The technical features by name; None while there is too little history."""
+        """The technical features (and the optional context groups switched on) by name; None while there is too little history."""
         return self._source.features(self._row)
 
     @cached_property
@@ -111,19 +113,34 @@ class TickResult:
 
 
 class BarSource:
-    """The bars of one symbol's candle history, features computed once over the whole frame (causally)."""
+    """The bars of one symbol's candle history, features computed once over the whole frame (causally).
 
-    def __init__(self, *, symbol: str, timeframe: str, frame: pd.DataFrame):
+    With schema v2's optional groups switched on (settings FEATURES_HIGHER_TIMEFRAMES and
+    FEATURES_CORRELATED_SYMBOLS), each bar's features also hold them; `correlated` gives the
+    candles of the correlated symbols, over the same time span as `frame` at least.
+    """
+
+    def __init__(self, *, symbol: str, timeframe: str, frame: pd.DataFrame, correlated: Mapping[str, pd.DataFrame] | None = None):
         features = build_features(frame)
+        wanted = settings.FEATURES_CORRELATED_SYMBOLS
+        missing = [name for name in wanted if name not in (correlated or {})]
+        if missing:
+            raise ValueError(f"FEATURES_CORRELATED_SYMBOLS names {', '.join(missing)}, but no candles of it were given for {symbol}")
+        context = context_frame(
+            frame, timeframe=timeframe, higher_timeframes=tuple(settings.FEATURES_HIGHER_TIMEFRAMES),
+            correlated={name: correlated[name] for name in wanted},
+        )  # fmt: skip
+        self.feature_names: tuple[str, ...] = TECHNICAL_FEATURES + tuple(context.columns)
         self.symbol, self.timeframe = symbol, timeframe
         self.times = frame.index
         # Per row, as plain Python values: a bar reads one of each, and a list hands them out fastest.
         self.moments: list[datetime] = list(frame.index.to_pydatetime())  # the open times, as datetimes
         self.prices: list[tuple[float, float, float, float]] = list(zip(*frame[["open", "high", "low", "close"]].to_numpy().T.tolist()))
-        self.ready: list[bool] = features["ready"].tolist()
+        # A row is ready once every feature, the optional groups' too, is known.
+        self.ready: list[bool] = (features["ready"].to_numpy() & context.notna().all(axis=1).to_numpy()).tolist()
         self.market_regimes: list[str] = features["market_regime"].tolist()
         self.volatility_regimes: list[str] = features["volatility_regime"].tolist()
-        self._matrix = features[list(TECHNICAL_FEATURES)].to_numpy()
+        self._matrix = np.hstack([features[list(TECHNICAL_FEATURES)].to_numpy(), context.to_numpy(dtype=np.float64)])
 
     def bar(self, row: int) -> Bar:
         return Bar(self, row)
@@ -132,7 +149,7 @@ class BarSource:
         """Row `row`'s technical features by name; None while there is too little history."""
         if row < 0 or not self.ready[row]:
             return None
-        return dict(zip(TECHNICAL_FEATURES, self._matrix[row].tolist()))
+        return dict(zip(self.feature_names, self._matrix[row].tolist()))
 
     def technical_score(self, row: int) -> float | None:
         """Row `row`'s technical score; None while there is too little history."""
@@ -318,21 +335,33 @@ class TradingEngine:
         if proposal is None:
             return 0
 
+        side = 1.0 if proposal.side == "long" else -1.0
+        fee = float(self.account.fee_rate)
+        # Schema v2: what is known at this decision beyond the candle. The plan is the proposal's;
+        # the recent record counts the outcomes that exited before this candle.
         features = {
             **bar.features,
-            "side": 1.0 if proposal.side == "long" else -1.0,
+            "side": side,
             "signal_strength": proposal.strength,
             "is_profit_scraping": 1.0 if self.system_type == "profit_scraping" else 0.0,
             **dict(proposal.extra_features),
+            **self.books.recent_record(system_type=self.system_type, symbol=bar.symbol, at=bar.open_time),
+            **plan_features(
+                stop_distance_pct=proposal.stop_distance_pct,
+                target_distance_pct=proposal.target_distance_pct,
+                max_holding_minutes=proposal.max_holding_minutes,
+                atr_pct=bar.features["atr_pct"],
+                fee_rate=fee,
+            ),
+            **signed_features(bar.features, side),
         }
         model_probability, model_versions = None, {}
         if self.use_model:
-            prediction = self.books.predict({name: features[name] for name in FEATURE_SCHEMA.names})
+            prediction = self.books.predict({name: features[name] for name in current_feature_schema().names})
             if prediction.model_probabilities:
                 model_probability = prediction.probability
                 model_versions = {kind: version for kind, version in prediction.versions.items() if version}
         confidence = combined_confidence(proposal.confidence, model_probability)
-        fee = float(self.account.fee_rate)
         plan = {
             "stop_distance_pct": proposal.stop_distance_pct,
             "target_distance_pct": proposal.target_distance_pct,

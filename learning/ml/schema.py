@@ -304,6 +304,6 @@ def feature_value_errors(features: Mapping) -> dict[str, str]:
     return errors
 
 
-# The schema of the models this code trains; models stored with another (v1) still load, and a
-# prediction refuses features that do not follow the model's own schema, saying which it reads.
-FEATURE_SCHEMA = FEATURE_SCHEMA_V1
+# The schema the models this code trains read, without the optional groups. Versions stored with another
+# (v1) still load for inspection and are refused for decisions, saying why (learning.services.versions).
+FEATURE_SCHEMA = FEATURE_SCHEMA_V2  # without the optional groups; current_feature_schema() has those switched on

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from learning.ml.schema import FEATURE_SCHEMA, FeatureSchemaError
+from learning.ml.schema import FeatureSchemaError, current_feature_schema
 from learning.models import TrainingExample
 from learning.services.training_data import schema_error_messages
 
@@ -32,7 +32,7 @@ def _example_errors(example) -> dict[str, str]:
         errors["features"] = "Must be an object of feature name to number."
     else:
         try:
-            FEATURE_SCHEMA.vector(example.features)
+            current_feature_schema().vector(example.features)
         except FeatureSchemaError as error:
             errors.update(schema_error_messages(error, prefix="features."))
     if not isinstance(example.target, bool):
@@ -67,7 +67,7 @@ def training_examples_add(*, examples: Sequence[ExampleInput]) -> int:
     TrainingExample.objects.bulk_create(
         [
             TrainingExample(
-                features={name: float(example.features[name]) for name in FEATURE_SCHEMA.names},
+                features={name: float(example.features[name]) for name in current_feature_schema().names},
                 target=example.target,
                 symbol=example.symbol.strip(),
                 source=example.source.strip(),

@@ -13,7 +13,7 @@ from django.db import DatabaseError
 from django.dispatch import receiver
 
 from learning.ml.hybrid import HybridPrediction, HybridPredictor
-from learning.ml.schema import FEATURE_SCHEMA, FeatureSchemaError
+from learning.ml.schema import FeatureSchemaError, current_feature_schema
 from learning.models import ModelKind, ModelVersion
 from learning.services.training_data import schema_error_messages
 from learning.services.versions import load_model
@@ -150,7 +150,7 @@ def hybrid_predict(*, features: Mapping[str, float], predictor: HybridPredictor 
     if not isinstance(features, Mapping):
         raise ValidationError({"features": "Must be an object of feature name to number."})
     try:
-        x = FEATURE_SCHEMA.vector(features)
+        x = current_feature_schema().vector(features)
     except FeatureSchemaError as error:
         raise ValidationError(schema_error_messages(error)) from None
     return (predictor or _active_models.predictor()).predict(x)

@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from learning.ml.batch import MIN_TRAINING_ROWS, MIN_VALIDATION_ROWS, BatchTrainingResult, evaluate, train_batch_model
-from learning.ml.schema import FEATURE_SCHEMA
+from learning.ml.schema import current_feature_schema
 from learning.ml.serialization import Artifact, ModelArtifactError
 from learning.models import LearningLease, ModelKind, ModelVersion
 from learning.services.training_data import require_aware, training_matrix
@@ -170,7 +170,7 @@ def _batch_retrain(*, as_of: datetime | None) -> RetrainResult:
 def batch_training_problem(y: np.ndarray, *, skipped: int) -> str | None:
     """Why these outcomes cannot train a batch model, or None when they can be tried."""
     needed = MIN_TRAINING_ROWS + MIN_VALIDATION_ROWS
-    misfits = f" ({skipped} skipped: features do not fit schema {FEATURE_SCHEMA.version})" if skipped else ""
+    misfits = f" ({skipped} skipped: features do not fit schema {current_feature_schema().version})" if skipped else ""
     if y.size < needed:
         return f"too few records: {y.size} usable{misfits}, at least {needed} are needed"
     if np.unique(y).size < 2:

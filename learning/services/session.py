@@ -17,6 +17,7 @@ database differs. A session assumes it is the only online learner while it runs 
 """
 import copy
 import dataclasses
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -32,7 +33,7 @@ from learning.ml.background import Job, Worker
 from learning.ml.batch import train_batch_artifact
 from learning.ml.hybrid import HybridPrediction, HybridPredictor
 from learning.ml.online import OnlineEnsemble, learn_resident
-from learning.ml.schema import FEATURE_SCHEMA
+from learning.ml.schema import current_feature_schema
 from learning.models import ALL_SYMBOLS, ModelKind, ModelVersion, TrainingRecord
 from learning.selectors import recent_record_of_rows
 from learning.services.aggregates import (
@@ -56,13 +57,14 @@ from learning.services.retrain import (
     retrain_lease_release,
 )
 from learning.services.training_data import schema_vector, training_matrix
-from learning.services.versions import batch_model, load_model
+from learning.services.versions import ModelSchemaMismatch, batch_model, load_model, model_schema_check
 from learning.services.outcomes import store_trade_outcomes
 from learning.services.recommendation import Evidence, get_signal_recommendation
 from learning.types import SignalContext, SignalRecommendation, TradeOutcome
 
 _QUALITY, _STRATEGY, _SIZING = SignalQualityAggregate(), StrategyPerformanceAggregate(), PositionSizingAggregate()
 _RECENT = RecentPerformanceAggregate()
+logger = logging.getLogger(__name__)
 _threadpools = ThreadpoolController()  # made after scikit-learn's imports, so it sees their thread pools
 _WRITE_CHUNK = 2000
 
@@ -117,6 +119,13 @@ class LearningSession:
 
     def _load_models(self) -> None:
         active = {version.kind: version for version in ModelVersion.objects.filter(active=True)}
+        # A version reading an older feature schema cannot judge today's features: learning starts afresh.
+        for kind, version in list(active.items()):
+            try:
+                model_schema_check(version)
+            except ModelSchemaMismatch as error:
+                logger.warning("Not using the active %s model: %s", kind, error)
+                del active[kind]
         online = active.get(ModelKind.ONLINE)
         if online is not None:
             self.ensemble, self._online_version = load_model(online), online.version
@@ -281,7 +290,9 @@ class LearningSession:
             times = np.array([exit_time.timestamp() for exit_time in exit_times])
             # Here if the worker is still importing what it needs, rather than waiting for it.
             train = self._batch_worker.submit if self._batch_worker is not None and self._batch_worker.ready() else _run_now
-            retrain.job = train(train_batch_artifact, X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND)
+            retrain.job = train(
+                train_batch_artifact, X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND, feature_names=current_feature_schema().names
+            )
         self._retrain = retrain
 
     def retrain_finish(self) -> RetrainResult | None:
@@ -383,5 +394,5 @@ class _History:
     def before(self, as_of: datetime) -> tuple[np.ndarray, np.ndarray, list[int], list[datetime]]:
         """Features, outcomes, ids and exit times of the records closed before `as_of`, oldest exit first."""
         rows = sorted((i for i, exit_time in enumerate(self._exit_times) if exit_time < as_of), key=lambda i: (self._exit_times[i], self._ids[i]))
-        X = np.vstack([self._vectors[i] for i in rows]) if rows else np.empty((0, len(FEATURE_SCHEMA.names)))
+        X = np.vstack([self._vectors[i] for i in rows]) if rows else np.empty((0, len(current_feature_schema().names)))
         return X, np.array([self._outcomes[i] for i in rows], dtype=np.int64), [self._ids[i] for i in rows], [self._exit_times[i] for i in rows]

@@ -4,7 +4,7 @@ from datetime import datetime
 import numpy as np
 from django.core.exceptions import ValidationError
 
-from learning.ml.schema import FEATURE_SCHEMA, FeatureSchemaError
+from learning.ml.schema import FeatureSchemaError, current_feature_schema
 from learning.models import TrainingRecord
 
 
@@ -17,7 +17,7 @@ def require_aware(value: datetime | None, name: str) -> None:
 def schema_vector(features) -> np.ndarray | None:
     """A stored record's features in schema order, or None when they do not fit the schema."""
     try:
-        return FEATURE_SCHEMA.vector(features)
+        return current_feature_schema().vector(features)
     except FeatureSchemaError:
         return None
 
@@ -43,5 +43,5 @@ def training_matrix(as_of: datetime | None):
         outcomes.append(int(success))
         exit_times.append(exit_time)
         ids.append(record_id)
-    X = np.vstack(vectors) if vectors else np.empty((0, len(FEATURE_SCHEMA.names)))
+    X = np.vstack(vectors) if vectors else np.empty((0, len(current_feature_schema().names)))
     return X, np.asarray(outcomes, dtype=np.int64), exit_times, ids, skipped

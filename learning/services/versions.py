@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from learning.ml.batch import BatchModel
 from learning.ml.online import OnlineEnsemble
-from learning.ml.schema import FEATURE_SCHEMA
+from learning.ml.schema import current_feature_schema
 from learning.ml.serialization import Artifact, ModelArtifactError, dump_estimator, load_estimator
 from learning.models import FeatureImportance, ModelKind, ModelVersion
 from learning.services.aggregates import MODEL_IMPORTANCE_STRATEGY
@@ -34,13 +34,31 @@ def model_version_lock_active(kind: str) -> ModelVersion | None:
     return ModelVersion.objects.select_for_update().defer("artifact").filter(kind=kind, active=True).first()
 
 
-def load_model(version: ModelVersion):
-    """The model stored in a version, refusing another feature schema, a bad checksum or unknown types."""
-    if version.feature_schema != FEATURE_SCHEMA.as_dict():
-        raise ModelArtifactError(
-            f"{version.version} reads feature schema {version.feature_schema.get('version')!r}, "
-            f"not the current {FEATURE_SCHEMA.version!r}"
+class ModelSchemaMismatch(ModelArtifactError):
+    """A stored model reads another feature schema than the one decisions are made with now."""
+
+
+def model_schema_check(version: ModelVersion) -> None:
+    """Raise ModelSchemaMismatch, saying what to do, unless `version` reads the current feature schema."""
+    current = current_feature_schema()
+    if version.feature_schema != current.as_dict():
+        stored = version.feature_schema or {}
+        raise ModelSchemaMismatch(
+            f"{version.version} was trained on feature schema {stored.get('version')!r} "
+            f"({len(stored.get('names', []))} features); decisions now use schema {current.version!r} "
+            f"({len(current.names)} features), which it cannot judge. Train a {current.version!r} model "
+            f"(manage.py retrain) instead."
         )
+
+
+def load_model(version: ModelVersion, *, schema_check: bool = True):
+    """The model stored in a version, refusing a bad checksum or unknown types, and (with `schema_check`)
+    a model that reads another feature schema than the current one (ModelSchemaMismatch).
+
+    Old versions (feature schema v1) still load with schema_check=False, to be inspected.
+    """
+    if schema_check:
+        model_schema_check(version)
     state = load_estimator(bytes(version.artifact), sha256=version.sha256, sklearn_version=version.sklearn_version)
     if version.kind == ModelKind.BATCH:
         return BatchModel.from_state(state)
@@ -85,7 +103,7 @@ def model_version_create(*, kind: str, model_state: dict | None = None, artifact
         artifact=artifact.blob,
         sha256=artifact.sha256,
         sklearn_version=artifact.sklearn_version,
-        feature_schema=FEATURE_SCHEMA.as_dict(),
+        feature_schema=current_feature_schema().as_dict(),
         **fields,
     )
 

@@ -52,6 +52,7 @@ def run_export() -> dict:
             "model_probability": decision.model_probability,
             "expected_win_rate": decision.recommendation.get("expected_win_rate"),
             "position_size": decision.recommendation.get("plan", {}).get("size"),
+            "features": decision.features,
             "reason": decision.reason,
         }
         for decision in SignalDecision.objects.order_by("candle_time", "pk")

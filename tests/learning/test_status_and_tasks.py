@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from learning.ml.schema import FEATURE_SCHEMA
 from learning.models import FeatureImportance, ModelVersion, TrainingRecord
 from learning.selectors import hybrid_status, online_stats
 from learning.services.online import online_update
@@ -87,7 +88,7 @@ def test_tasks_take_primitives_and_return_json():
     # A full rebuild clears the model importance rows; the task writes them again.
     counts = rebuild_learning_stats_task.delay().get()
     assert counts["feature_importance_learning"] > 0
-    assert FeatureImportance.objects.filter(strategy_type=ALL_STRATEGIES, model_importance__isnull=False).count() == 30
+    assert FeatureImportance.objects.filter(strategy_type=ALL_STRATEGIES, model_importance__isnull=False).count() == len(FEATURE_SCHEMA.names)
 
 
 def test_tasks_retry_transient_errors_with_a_bound():

@@ -6,7 +6,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from learning.ml.schema import FEATURE_SCHEMA, FeatureSchema, FeatureSchemaError
+# The schema class is checked on v1 (whose names are fixed for good); v2 has its own tests below.
+from learning.ml.schema import FEATURE_SCHEMA_V1 as FEATURE_SCHEMA
+from learning.ml.schema import FeatureSchema, FeatureSchemaError
 
 EXPECTED_NAMES = (
     "rsi_14 macd_line_pct macd_signal_pct macd_hist_pct roc_1 roc_4 roc_12 roc_24 stoch_k stoch_d "
@@ -124,3 +126,9 @@ def test_optional_groups_follow_the_settings(settings):
     assert all(feature_range(name) is not None for name in extra)
     # Stored with each model, the names say which groups it reads.
     assert schema.as_dict() != FEATURE_SCHEMA_V2.as_dict()
+
+
+def test_models_are_trained_on_v2():
+    from learning.ml import schema
+
+    assert schema.FEATURE_SCHEMA.version == "v2" and schema.current_feature_schema() == schema.FEATURE_SCHEMA_V2

@@ -119,3 +119,38 @@ def test_after_a_restart_the_active_versions_give_the_same_predictions(subproces
     assert [p.versions for p in here] == [p["versions"] for p in there] == [{"batch": "batch-0001", "online": "online-0001"}] * 5
     assert [p.probability for p in here] == [p["probability"] for p in there]
     assert [p.model_probabilities for p in here] == [p["model_probabilities"] for p in there]
+
+
+def test_a_v1_version_still_loads_and_is_refused_for_v2_features_saying_why(two_batch_versions, caplog):
+    import numpy as np
+
+    from learning.ml.batch import train_batch_model
+    from learning.ml.schema import FEATURE_SCHEMA_V1, FEATURE_SCHEMA_V2
+    from learning.services.versions import ModelSchemaMismatch, load_model, model_version_create
+
+    features, outcomes = learnable_features(300, seed=3)
+    X = np.array([[row[name] for name in FEATURE_SCHEMA_V1.names] for row in features])
+    trained = train_batch_model(X, outcomes, np.arange(len(outcomes)) * 3600.0, feature_names=FEATURE_SCHEMA_V1.names)
+    # A version saved before schema v2 existed.
+    old = model_version_create(kind="batch", model_state=trained.model.get_state(), metrics=trained.metrics)
+    ModelVersion.objects.filter(pk=old.pk).update(feature_schema=FEATURE_SCHEMA_V1.as_dict())
+    old.refresh_from_db()
+
+    model = load_model(old, schema_check=False)  # still loads, to be inspected
+    assert np.all((model.predict_proba(X[:5]) >= 0) & (model.predict_proba(X[:5]) <= 1))
+    with pytest.raises(ModelSchemaMismatch) as refused:
+        load_model(old)
+    message = str(refused.value)
+    assert "feature schema 'v1' (30 features)" in message and f"schema 'v2' ({len(FEATURE_SCHEMA_V2.names)} features)" in message
+    assert "retrain" in message
+    with pytest.raises(ValidationError, match="feature schema 'v1'"):
+        model_version_activate(version_id=old.pk)
+
+    # Made active behind the services' back, it serves nothing: the v2 model loaded before goes on.
+    sample = learnable_features(1, seed=7)[0][0]
+    before = hybrid_predict(features=sample)
+    ModelVersion.objects.filter(kind="batch", active=True).update(active=False)
+    ModelVersion.objects.filter(pk=old.pk).update(active=True)
+    with caplog.at_level(logging.ERROR, logger="learning.services.prediction"):
+        after = hybrid_predict(features=sample)
+    assert after == before and f"Refusing to load model {old.version}" in caplog.text and "feature schema 'v1'" in caplog.text
