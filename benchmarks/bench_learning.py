@@ -1,4 +1,5 @@
 """Learning core on PostgreSQL: store_trade_outcome throughput, recommendation latency at 100k records."""
+import os
 import random
 import sys
 import time
@@ -8,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import percentiles_ms, postgres_url, setup_django, timed  # noqa: E402
 
 TARGET_RECORDS = 100_000
+SINGLES = int(os.environ.get("BENCH_LEARNING_SINGLES", "2000"))  # fewer for a quick side-by-side of two checkouts
 
 
 def main() -> None:
@@ -22,21 +24,21 @@ def main() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, trade_id text UNIQUE, features jsonb)")
-    singles = TradeOutcomeFactory.build_batch(2000)
+    singles = TradeOutcomeFactory.build_batch(SINGLES)
     floor_seconds = store_seconds = 0.0
-    for turn in range(0, len(singles), 200):
+    for turn in range(0, len(singles), 100):
         with timed() as floor, connection.cursor() as cursor:
-            for outcome in singles[turn : turn + 200]:
+            for outcome in singles[turn : turn + 100]:
                 cursor.execute("INSERT INTO bench_floor (trade_id, features) VALUES (%s, %s)", [outcome.trade_id, "{}"])
         with timed() as single:
-            for outcome in singles[turn : turn + 200]:
+            for outcome in singles[turn : turn + 100]:
                 store_trade_outcome(outcome=outcome)
         floor_seconds, store_seconds = floor_seconds + floor["seconds"], store_seconds + single["seconds"]
     floor_rate, store_rate = len(singles) / floor_seconds, len(singles) / store_seconds
     print(f"raw single-row INSERT with its own commit (the floor, PostgreSQL):  {floor_rate:,.0f} rows/s")
     print(
         f"store_trade_outcome, one call per outcome (PostgreSQL, 1 process): {store_rate:,.0f} outcomes/s "
-        f"= {store_rate / floor_rate:.2f} of the floor (side by side, in turns of 200; target ≥ 0.75)"
+        f"= {store_rate / floor_rate:.2f} of the floor (side by side, in turns of 100; target ≥ 0.75)"
     )
 
     batch = TradeOutcomeFactory.build_batch(10_000)

@@ -25,6 +25,7 @@ from django.db.models import (
 from django.db.models.expressions import RowRange
 from django.db.models.functions import Cast, Floor, Least, TruncDate
 
+from learning import selectors as learning_selectors
 from learning.buckets import BUCKET_COUNT, bucket_label
 from learning.models import (
     FeatureImportance,
@@ -36,6 +37,7 @@ from learning.models import (
     TrainingRecord,
 )
 from learning.services.aggregates import MODEL_IMPORTANCE_STRATEGY
+from learning.skill import RunningSkill
 from trading.execution import MONEY_QUANTUM
 from trading.models import Candle, PaperAccount, PaperTrade, SignalDecision
 
@@ -237,6 +239,17 @@ def calibration_by_model_score() -> list[CalibrationBucket]:
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSkillRow:
+    system_type: str
+    skill: RunningSkill
+
+
+def model_skill() -> list[ModelSkillRow]:
+    """The learner's running out-of-sample skill per system, and whether it has earned a say (learning.skill)."""
+    return [ModelSkillRow(system_type=system, skill=skill) for system, skill in learning_selectors.model_skill_by_system().items()]
 
 
 # --- Accounts, equity and open trades ---------------------------------------------------------
@@ -506,9 +519,7 @@ class DecisionRow:
 
     @property
     def headline(self) -> str:
-        """One line: what became of a signal that was not opened, else the reasoning's conclusion (its last
-        sentence: expected net P&L → take or skip)."""
-        return self.reason.strip() or self.reasoning.strip().rsplit(". ", 1)[-1] or self.explanation
+        return SignalDecision.headline(self.reasoning, self.reason)
 
     @property
     def outcome(self) -> str:

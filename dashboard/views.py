@@ -49,6 +49,7 @@ def dashboard(request):
         "calibration_by_confidence": by_confidence,
         "calibration_by_model": by_model,
         "calibration_chart": charts.calibration_chart(by_confidence, by_model),
+        "model_skill": selectors.model_skill(),
         "accounts": accounts,
         "equity_chart": charts.equity_chart(accounts),
         "open_trades": open_trades[: selectors.OPEN_TRADES_SHOWN],

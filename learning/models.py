@@ -77,11 +77,16 @@ class TrainingRecord(models.Model):
     entry_time = models.DateTimeField()
     exit_time = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+    learned_at = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When an online update (or a replay's checkpoint) claimed it: learned, or skipped as not fitting the schema.",
+    )  # fmt: skip
 
     class Meta:
         db_table = "ml_training_data"
         ordering = ["-id"]
         indexes = [
+            models.Index(fields=["id"], condition=models.Q(learned_at__isnull=True), name="ml_training_unlearned_idx"),
             models.Index(fields=["symbol", "strategy_type"], name="ml_training_symbol_strat_idx"),
             models.Index(fields=["system_type"], name="ml_training_system_idx"),
             models.Index(fields=["success"], name="ml_training_success_idx"),
@@ -428,13 +433,10 @@ class TrainingExample(models.Model):
 class OnlineLearningState(models.Model):
     """The one row that serialises online updates (it is locked by each) and what they have learned.
 
-    Records are learned in id order up to `trained_through_record_id`. An id passed over because
-    its transaction had not committed yet, or because its exit was not before the update's
-    `as_of`, is kept in `deferred_record_ids` (id → when it was deferred) and learned later.
+    Which records and examples are learned is on those rows (`learned_at`, set by the claim of
+    the update that learned them); this row counts what the updates did.
     """
 
-    trained_through_record_id = models.BigIntegerField(default=0)
-    deferred_record_ids = models.JSONField(default=dict, blank=True)
     samples_learned = models.BigIntegerField(default=0)
     records_skipped = models.BigIntegerField(
         default=0, help_text="Records whose features do not fit the feature schema (never zero-filled)."
@@ -448,7 +450,7 @@ class OnlineLearningState(models.Model):
         verbose_name_plural = "online learning state"
 
     def __str__(self) -> str:
-        return f"online learning through record {self.trained_through_record_id}"
+        return f"online learning: {self.samples_learned} samples in {self.updates} updates"
 
 
 class LearningLease(models.Model):

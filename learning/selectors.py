@@ -27,6 +27,7 @@ from learning.models import (
     TrainingRecord,
 )
 from learning.models import ALL_SYMBOLS, RECENT_WINDOW_CAPACITY
+from learning.skill import RunningSkill, ScoredOutcome, running_skill
 from learning.recent import RECENT_WINDOWS, RecentOutcome, recent_record_of_windows, window_outcomes
 
 RECENT_DAYS = 30
@@ -313,11 +314,10 @@ def _active_versions() -> dict:
 
 def pending_learning() -> dict[str, int]:
     """Records and examples the next online update would look at (schema misfits included)."""
-    state = OnlineLearningState.objects.first()
-    watermark = state.trained_through_record_id if state else 0
-    deferred = [int(record_id) for record_id in state.deferred_record_ids] if state else []
-    records = TrainingRecord.objects.filter(Q(id__gt=watermark) | Q(id__in=deferred)).count()
-    return {"records": records, "examples": TrainingExample.objects.filter(learned_at__isnull=True).count()}
+    return {
+        "records": TrainingRecord.objects.filter(learned_at__isnull=True).count(),
+        "examples": TrainingExample.objects.filter(learned_at__isnull=True).count(),
+    }
 
 
 def online_stats() -> dict:
@@ -404,3 +404,22 @@ def hybrid_status() -> dict:
         },
         "health": {"database": database_health(), "broker": broker_health()},
     }
+
+
+# Outcomes read per system for the model's running skill: its window plus history for the base rate.
+_SKILL_HISTORY = 4 * 500
+
+
+def model_skill_by_system() -> dict[str, RunningSkill]:
+    """Per system, the hybrid model's running out-of-sample skill over its recent outcomes (learning.skill)."""
+    result = {}
+    for system in SystemType.values:
+        rows = list(
+            TrainingRecord.objects.filter(system_type=system)
+            .order_by("-exit_time", "-pk")
+            .values_list("entry_time", "exit_time", "ml_score", "success")[:_SKILL_HISTORY]
+        )
+        rows.reverse()
+        history = [ScoredOutcome(entry_time=entry, exit_time=exit_, ml_score=score, success=success) for entry, exit_, score, success in rows]
+        result[system] = running_skill(history)
+    return result

@@ -180,13 +180,17 @@ class SignalDecisionAdmin(admin.ModelAdmin):
         column("candle_time", minute), "account", "symbol", "side", "strategy_type", column("technical_score", score, "technical"),
         column("model_probability", score, "model"), column("combined_confidence", score, "combined"), "taken", "why",
     )  # fmt: skip
-    readonly_fields = ("why",)
+    readonly_fields = ("why_in_full",)
     list_filter = ("taken", "account", "strategy_type", "side", "market_regime", "volatility_regime", "symbol")
     search_fields = ("symbol", "strategy_type", "reason")
 
     @admin.display(description="why")
     def why(self, obj):
-        # The learner's reasoning and what became of the signal: the text the dashboard shows.
+        # What the dashboard shows for a decision: one line in the list, all of it on its page.
+        return obj.explanation_headline
+
+    @admin.display(description="why")
+    def why_in_full(self, obj):
         return obj.explanation
     date_hierarchy = "candle_time"
     list_select_related = ("account",)

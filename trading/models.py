@@ -108,9 +108,19 @@ class SignalDecision(models.Model):
         parts = [text for text in ((reasoning or "").strip(), (reason or "").strip()) if text]
         return " — ".join(parts) if parts else "no reasoning recorded"
 
+    @staticmethod
+    def headline(reasoning: str | None, reason: str | None) -> str:
+        """The explanation in one line: what became of a signal that was not opened, else the reasoning's
+        conclusion (its last sentence: expected net P&L → take or skip)."""
+        return (reason or "").strip() or (reasoning or "").strip().rsplit(". ", 1)[-1] or SignalDecision.explain(reasoning, reason)
+
     @property
     def explanation(self) -> str:
         return self.explain((self.recommendation or {}).get("reasoning"), self.reason)
+
+    @property
+    def explanation_headline(self) -> str:
+        return self.headline((self.recommendation or {}).get("reasoning"), self.reason)
 
 
 class PaperTrade(models.Model):

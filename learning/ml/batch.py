@@ -27,6 +27,10 @@ CalibrationMethod = Literal["sigmoid", "isotonic"]
 MIN_TRAINING_ROWS = 50
 MIN_VALIDATION_ROWS = 20
 PERMUTATION_REPEATS = 5
+# The logistic model's inverse regularisation, chosen per retrain from these by the training
+# window's own newest part (small C: strong regularisation; trade outcomes are mostly noise).
+LOGISTIC_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+C_SELECTION_FRACTION = 0.25
 
 # Models are trained and evaluated on machines whose cores the trading engines keep busy. There,
 # OpenMP threads waiting on each other made HistGradientBoosting fits ~10x slower (2.4 s instead
@@ -87,7 +91,7 @@ class _LinearScorer:
         return float(((x - self.mean) / self.scale) @ self.coef) + self.intercept
 
 
-def _new_estimator(kind: BatchKind, random_state: int):
+def _new_estimator(kind: BatchKind, random_state: int, *, C: float = 1.0):
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -107,8 +111,28 @@ def _new_estimator(kind: BatchKind, random_state: int):
             random_state=random_state,
         )
     if kind == "logistic":
-        return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+        return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000))
     raise ValueError(f"unknown batch model kind {kind!r}; expected 'hgb' or 'logistic'")
+
+
+def _fit_estimator(kind: BatchKind, X: np.ndarray, y: np.ndarray, random_state: int):
+    """Fit on time-ordered rows; a logistic model's C is first chosen walk-forward on these rows alone.
+
+    Each C of LOGISTIC_C_GRID is fitted on the older rows and scored (log-loss) on the newest
+    C_SELECTION_FRACTION of them; the best is refitted on all. Nothing outside the training
+    window (neither the calibration window nor later trades) takes part in the choice.
+    """
+    if kind != "logistic":
+        return _new_estimator(kind, random_state).fit(X, y)
+    cut = int(len(y) * (1 - C_SELECTION_FRACTION))
+    best_C, best_loss = 1.0, math.inf
+    if np.unique(y[:cut]).size == 2 and len(y) - cut >= MIN_VALIDATION_ROWS:
+        for C in LOGISTIC_C_GRID:
+            candidate = _new_estimator(kind, random_state, C=C).fit(X[:cut], y[:cut])
+            loss = metrics.log_loss(y[cut:], candidate.predict_proba(X[cut:])[:, 1])
+            if loss < best_loss:
+                best_C, best_loss = C, loss
+    return _new_estimator(kind, random_state, C=best_C).fit(X, y)
 
 
 def _fit_calibration(scores: np.ndarray, outcomes: np.ndarray, method: CalibrationMethod) -> dict[str, Any]:
@@ -331,7 +355,7 @@ def train_batch_model(
     _require_trainable("validation", outcomes[validation_rows], MIN_VALIDATION_ROWS)
 
     with _one_openmp_thread():
-        estimator = _new_estimator(kind, random_state).fit(features[train_rows], outcomes[train_rows])
+        estimator = _fit_estimator(kind, features[train_rows], outcomes[train_rows], random_state)
     validation_features, validation_outcomes = features[validation_rows], outcomes[validation_rows]
     with _one_openmp_thread():
         scores = estimator.decision_function(validation_features)

@@ -5,7 +5,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 from django.conf import settings
@@ -24,10 +24,6 @@ from learning.services.versions import ModelSchemaMismatch, load_model, model_ve
 logger = logging.getLogger(__name__)
 
 ONLINE_STATE_PK = 1
-# A record id passed over because its transaction had not committed yet is looked for again for
-# this long; an id still missing after that belonged to a rolled-back or deleted record.
-DEFERRED_GAP_GRACE = timedelta(hours=1)
-MAX_DEFERRED_GAPS = 10_000
 # Fields read from a training record to learn from it.
 _RECORD_FIELDS = ("id", "features", "success", "exit_time", "created_at")
 
@@ -107,34 +103,16 @@ def _record_sample(row: tuple) -> _Sample:
     return _Sample(created_at=created_at, features=features or {}, outcome=int(success), record_id=record_id, exit_time=exit_time)
 
 
-def _records_to_learn(state: OnlineLearningState, *, as_of: datetime | None, limit: int, now: datetime):
-    """Records in id order: deferred ones now learnable, then those past the watermark.
-
-    Returns the candidate samples, the fresh rows fetched (for the watermark) and the deferred
-    ids that stay deferred.
-    """
-    deferred = {int(record_id): deferred_at for record_id, deferred_at in state.deferred_record_ids.items()}
-    candidates, still_deferred = [], {}
-    if deferred:
-        present = {row[0]: row for row in TrainingRecord.objects.filter(id__in=list(deferred)).values_list(*_RECORD_FIELDS)}
-        for record_id in sorted(deferred):
-            row = present.get(record_id)
-            if row is None:
-                if now - datetime.fromisoformat(deferred[record_id]) < DEFERRED_GAP_GRACE:
-                    still_deferred[record_id] = deferred[record_id]
-            elif as_of is not None and row[3] >= as_of:
-                still_deferred[record_id] = deferred[record_id]
-            else:
-                candidates.append(_record_sample(row))
-    fresh = list(
-        TrainingRecord.objects.filter(id__gt=state.trained_through_record_id)
-        .order_by("id")
-        .values_list(*_RECORD_FIELDS)[:limit]
-    )
-    return candidates, fresh, still_deferred
+def _records_to_learn(*, as_of: datetime | None, limit: int) -> list[_Sample]:
+    """Records not learned yet (with `as_of`: that closed before it), in the order they were stored."""
+    records = TrainingRecord.objects.filter(learned_at__isnull=True)
+    if as_of is not None:
+        records = records.filter(exit_time__lt=as_of)
+    return [_record_sample(row) for row in records.order_by("id").values_list(*_RECORD_FIELDS)[:limit]]
 
 
 def _examples_to_learn(*, as_of: datetime | None, limit: int) -> list[_Sample]:
+    """Examples not learned yet (with `as_of`: added before it), in the order they were added."""
     examples = TrainingExample.objects.filter(learned_at__isnull=True)
     if as_of is not None:
         examples = examples.filter(created_at__lt=as_of)
@@ -146,30 +124,17 @@ def _examples_to_learn(*, as_of: datetime | None, limit: int) -> list[_Sample]:
     ]
 
 
-def _advance_watermark(state, fresh: list[tuple], taken_ids: set[int], *, as_of, deferred: dict, now: datetime) -> None:
-    """Move the watermark past the fresh records taken, deferring gaps and records not yet learnable."""
-    stamp = now.isoformat()
-    previous = state.trained_through_record_id
-    learnable = [row for row in fresh if as_of is None or row[3] < as_of]
-    if learnable and learnable[-1][0] not in taken_ids:
-        # The sample limit cut the stream short: stop after the last fresh record taken.
-        last_taken = max((row[0] for row in learnable if row[0] in taken_ids), default=previous)
-        fresh = [row for row in fresh if row[0] <= last_taken]
-    if not fresh:
-        return
-    fetched = {row[0] for row in fresh}
-    watermark = fresh[-1][0]
-    for row in fresh:
-        if row[0] not in taken_ids:  # its exit is not before as_of: learn it in a later update
-            deferred[row[0]] = stamp
-    # Ids skipped by the sequence belong to stores not committed yet (or rolled back).
-    gaps = [record_id for record_id in range(previous + 1, watermark) if record_id not in fetched]
-    if len(gaps) > MAX_DEFERRED_GAPS:
-        # Only a mass deletion leaves this many; no store keeps that many transactions open.
-        logger.warning("Not deferring %d missing record ids between %d and %d", len(gaps), previous, watermark)
-        gaps = []
-    deferred.update(dict.fromkeys(gaps, stamp))
-    state.trained_through_record_id = watermark
+def _claim(model, ids: Sequence[int], now: datetime) -> set[int]:
+    """Mark these rows learned at `now` if nobody has yet; returns the ids this transaction claimed.
+
+    The conditional UPDATE is the claim: a row another transaction claimed first (committed, or
+    waited for on its row lock) no longer matches `learned_at IS NULL` and is left to it. The
+    rows claimed are the ones stamped with this claim's `now`, read back inside the transaction.
+    """
+    if not ids:
+        return set()
+    model.objects.filter(id__in=ids, learned_at__isnull=True).update(learned_at=now)
+    return set(model.objects.filter(id__in=ids, learned_at=now).values_list("id", flat=True))
 
 
 def _learner_metrics(ensemble: OnlineEnsemble) -> dict[str, dict]:
@@ -238,13 +203,16 @@ def _online_update_chunk(*, as_of: datetime | None, limit: int) -> _ChunkResult:
     # End the chunk on a multiple of LEARNING_CHECKPOINT_EVERY samples, where a milestone is kept.
     limit = min(limit, every - ensemble.samples_seen % every)
 
-    watermark_before = state.trained_through_record_id
-    record_candidates, fresh, deferred = _records_to_learn(state, as_of=as_of, limit=limit, now=now)
-    fresh_learnable = [_record_sample(row) for row in fresh if as_of is None or row[3] < as_of]
     stream = heapq.merge(
-        [*record_candidates, *fresh_learnable], _examples_to_learn(as_of=as_of, limit=limit), key=lambda s: s.created_at
+        _records_to_learn(as_of=as_of, limit=limit), _examples_to_learn(as_of=as_of, limit=limit), key=lambda s: s.created_at
     )
-    taken = [sample for _, sample in zip(range(limit), stream)]
+    candidates = [sample for _, sample in zip(range(limit), stream)]
+    # Claimed before learning and in the same transaction as the checkpoint: a rolled-back chunk
+    # leaves its rows unlearned, a committed one has learned each row it claimed exactly once.
+    # A misfit is claimed too: it was processed, and retrying it would never succeed.
+    claimed_records = _claim(TrainingRecord, [sample.record_id for sample in candidates if sample.record_id is not None], now)
+    claimed_examples = _claim(TrainingExample, [sample.example_id for sample in candidates if sample.example_id is not None], now)
+    taken = [sample for sample in candidates if sample.record_id in claimed_records or sample.example_id in claimed_examples]
 
     vectors, outcomes, learned = [], [], []
     for sample in taken:
@@ -277,15 +245,7 @@ def _online_update_chunk(*, as_of: datetime | None, limit: int) -> _ChunkResult:
     elif active is not None:
         transaction.on_commit(lambda: _trainer_cache.put(active.pk, ensemble))
 
-    taken_record_ids = {sample.record_id for sample in taken if sample.record_id is not None}
-    _advance_watermark(state, fresh, taken_record_ids, as_of=as_of, deferred=deferred, now=now)
-    example_ids = [sample.example_id for sample in taken if sample.example_id is not None]
-    if example_ids:
-        # A misfit example is marked too: it was processed, and retrying it would never succeed.
-        TrainingExample.objects.filter(id__in=example_ids).update(learned_at=now)
-    deferred_record_ids = {str(record_id): stamp for record_id, stamp in sorted(deferred.items())}
-    if taken or deferred_record_ids != state.deferred_record_ids or state.trained_through_record_id != watermark_before:
-        state.deferred_record_ids = deferred_record_ids
+    if taken:
         state.samples_learned += len(learned)
         state.records_skipped += sum(1 for sample in taken if sample.record_id is not None) - sum(
             1 for sample in learned if sample.record_id is not None
@@ -301,14 +261,19 @@ def online_checkpoint(*, ensemble: OnlineEnsemble, samples_before: int, record_i
     """Save an ensemble that learned these stored records outside online_update as the active online version.
 
     A replay's in-memory ensemble learns the trades as they close and is saved here when the
-    replay writes them (`samples_before`: what it had seen at its last save). The watermark moves
-    past the records; any other record stored meanwhile is deferred, for online_update to learn.
+    replay writes them (`samples_before`: what it had seen at its last save). The records are
+    claimed as learned with the checkpoint; any other record stored meanwhile stays for
+    online_update to learn.
     """
     now = timezone.now()
     state = _locked_online_state()
     active = model_version_lock_active(ModelKind.ONLINE)
-    taken = set(record_ids)
-    rows = list(TrainingRecord.objects.filter(id__in=taken).order_by("id").values_list("id", "exit_time"))
+    record_ids = list(record_ids)
+    claimed = _claim(TrainingRecord, record_ids, now)
+    if len(claimed) != len(set(record_ids)):
+        # The ensemble has learned them already; nothing can take that back, but it is said.
+        logger.warning("%d of the records this checkpoint learned were learned before", len(set(record_ids)) - len(claimed))
+    rows = list(TrainingRecord.objects.filter(id__in=claimed).order_by("id").values_list("id", "exit_time"))
     every = settings.LEARNING_CHECKPOINT_EVERY
     version = _checkpoint(
         ensemble=ensemble,
@@ -317,19 +282,6 @@ def online_checkpoint(*, ensemble: OnlineEnsemble, samples_before: int, record_i
         record_ids=[record_id for record_id, _ in rows],
         exit_times=[exit_time for _, exit_time in rows],
     )
-    deferred = {int(record_id): stamp for record_id, stamp in state.deferred_record_ids.items() if int(record_id) not in taken}
-    stamp = now.isoformat()
-    previous = state.trained_through_record_id
-    fresh = set(TrainingRecord.objects.filter(id__gt=previous).values_list("id", flat=True))
-    if fresh:
-        watermark = max(fresh)
-        # Records stored by others meanwhile (and ids of stores still in flight) are learned later.
-        gaps = [record_id for record_id in range(previous + 1, watermark) if record_id not in taken]
-        deferred.update(dict.fromkeys(gaps[:MAX_DEFERRED_GAPS], stamp))
-        if watermark not in taken:
-            deferred[watermark] = stamp
-        state.trained_through_record_id = watermark
-    state.deferred_record_ids = {str(record_id): stamp for record_id, stamp in sorted(deferred.items())}
     state.samples_learned += ensemble.samples_seen - samples_before
     state.updates += 1
     state.last_update_at = now
@@ -346,9 +298,11 @@ def online_update(*, as_of: datetime | None = None, max_records: int | None = No
     they were stored, in mini-batches of LEARNING_ONLINE_BATCH_SIZE; with `as_of`, only records
     that closed before it (no look-ahead in replays). Records whose features do not fit the
     schema are skipped and counted. Work is done in chunks of at most LEARNING_CHECKPOINT_EVERY
-    samples, each in its own transaction holding the online state row lock: it learns, writes
-    a checkpoint version (activated), and moves the watermark together, so a killed update
-    loses only its current chunk and two updates never learn a record twice.
+    samples, each in its own transaction: it claims its rows (a conditional UPDATE of their
+    `learned_at`), learns exactly the rows claimed and writes a checkpoint version (activated),
+    all committed together, so a killed update loses only its current chunk and no row is ever
+    learned twice. The online state row's lock orders the chunks, since each goes on from the
+    ensemble the last one saved.
     """
     require_aware(as_of, "as_of")
     if max_records is not None and (isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1):

@@ -113,6 +113,69 @@ def calibration(outcomes, probabilities, reference) -> dict:
     }
 
 
+def weekly_block_se(weeks, statistic, *, resamples: int = 200, seed: int = 0) -> float | None:
+    """Standard error of `statistic(row positions)` by a bootstrap over whole weeks (rows labelled by `weeks`).
+
+    Outcomes in one week share the market's moves, so resampling single signals would understate
+    the noise; whole weeks keep that dependence. None with fewer than four weeks.
+    """
+    labels, codes = np.unique(np.asarray(weeks), return_inverse=True)
+    if len(labels) < 4 or resamples < 2:
+        return None
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
+    members = [order[bounds[code] : bounds[code + 1]] for code in range(len(labels))]
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(np.concatenate([members[code] for code in rng.integers(0, len(labels), len(labels))])) for _ in range(resamples)], dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.std(ddof=1)) if len(values) > 1 else None
+
+
+def iso_weeks(moments) -> np.ndarray:
+    return pd.DatetimeIndex(pd.to_datetime(moments, utc=True)).strftime("%G-%V").to_numpy()
+
+
+def selection(taken, outcomes, pnl_pct, probabilities, moments, *, resamples: int = 200) -> dict:
+    """How well taking picks signals: AUC of the probability, precision and mean net P&L of taken over all, with SEs.
+
+    `pnl_pct` is each signal's net P&L as a fraction of its notional (real or shadow trade), so
+    taken and skipped signals compare per signal, whatever size was traded. Standard errors are
+    by a weekly-block bootstrap (None when `resamples` is 0).
+    """
+    taken = np.asarray(taken, dtype=bool)
+    wins = np.asarray(outcomes, dtype=float)
+    pnl = np.asarray(pnl_pct, dtype=float) * 100  # points of notional per signal
+    probs = np.asarray(probabilities, dtype=float)
+    known = np.isfinite(probs)
+    weeks = iso_weeks(moments)
+
+    def lift(rows):
+        rows_taken = taken[rows]
+        return wins[rows][rows_taken].mean() - wins[rows].mean() if rows_taken.any() else np.nan
+
+    def pnl_lift(rows):
+        rows_taken = taken[rows]
+        return pnl[rows][rows_taken].mean() - pnl[rows].mean() if rows_taken.any() else np.nan
+
+    everything = np.arange(taken.size)
+    has_both = known.any() and 0 < wins[known].sum() < known.sum()
+    result = {
+        "signals": int(taken.size),
+        "taken": int(taken.sum()),
+        "auc": forecast_metrics.roc_auc(wins[known], probs[known]) if has_both else None,
+        "precision_lift": float(lift(everything)) if taken.any() else None,
+        "all_mean_pnl": float(pnl.mean()) if pnl.size else None,
+        "taken_mean_pnl": float(pnl[taken].mean()) if taken.any() else None,
+        "pnl_lift": float(pnl_lift(everything)) if taken.any() else None,
+        "precision_lift_se": None,
+        "pnl_lift_se": None,
+    }
+    if resamples and taken.any():
+        result["precision_lift_se"] = weekly_block_se(weeks, lift, resamples=resamples)
+        result["pnl_lift_se"] = weekly_block_se(weeks, pnl_lift, resamples=resamples)
+    return result
+
+
 def meta_labelling(taken, outcomes) -> dict:
     """The take/skip decision scored as a classifier of winners: precision and recall of "take", what skips avoided."""
     taken = np.asarray(taken, dtype=bool)

@@ -1,11 +1,11 @@
 """Walk-forward study of the signal dataset: expanding-window retrains, causal training sets, per-system scores."""
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from operations.evaluation.metrics import iso_weeks, weekly_block_se
 from operations.research.dataset import utc64
 from operations.research.features import feature_matrix
 from operations.research.learners import make_learner
@@ -225,20 +225,9 @@ def _profit_factor(pnl: np.ndarray) -> float:
     return float(pnl[pnl > 0].sum() / losses) if losses > 0 else float("nan")
 
 
-def _block_se(weeks: np.ndarray, statistic: Callable[[np.ndarray], float], *, bootstrap: int, seed: int) -> float:
-    """Standard error of `statistic(rows)` by resampling whole weeks (outcomes within a week move together)."""
-    labels, codes = np.unique(weeks, return_inverse=True)
-    if len(labels) < 4 or bootstrap <= 1:
-        return float("nan")
-    members = [np.flatnonzero(codes == code) for code in range(len(labels))]
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(bootstrap):
-        picked = rng.integers(0, len(labels), len(labels))
-        values.append(statistic(np.concatenate([members[code] for code in picked])))
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+def _se(weeks, statistic, bootstrap: int, seed: int) -> float:
+    value = weekly_block_se(weeks, statistic, resamples=bootstrap, seed=seed)
+    return float("nan") if value is None else value
 
 
 def score_rows(rows: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0) -> dict:
@@ -247,7 +236,7 @@ def score_rows(rows: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0) -> di
     p = rows["probability"].to_numpy(dtype=float)
     base = rows["base_rate"].to_numpy(dtype=float)
     pnl = rows["pnl_pct"].to_numpy(dtype=float) * 100  # percentage points of notional per signal
-    weeks = rows["decision_time"].dt.strftime("%G-%V").to_numpy()
+    weeks = iso_weeks(rows["decision_time"])
     brier, brier_base = np.mean((p - y) ** 2), np.mean((base - y) ** 2)
     scores = {
         "signals": len(rows),
@@ -258,7 +247,7 @@ def score_rows(rows: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0) -> di
         "all_mean_pnl": float(pnl.mean()) if len(pnl) else float("nan"),
         "all_pf": _profit_factor(pnl),
     }
-    scores["auc_se"] = _block_se(weeks, lambda i: roc_auc_score(y[i], p[i]) if 0 < y[i].sum() < len(i) else np.nan, bootstrap=bootstrap, seed=seed)
+    scores["auc_se"] = _se(weeks, lambda i: roc_auc_score(y[i], p[i]) if 0 < y[i].sum() < len(i) else np.nan, bootstrap, seed)
     for rule in ("prob", "ev"):
         take = rows[f"take_{rule}"].to_numpy(dtype=bool)
 
@@ -271,10 +260,10 @@ def score_rows(rows: pd.DataFrame, *, bootstrap: int = 200, seed: int = 0) -> di
         scores[f"{rule}_taken"] = int(take.sum())
         scores[f"{rule}_precision"] = float(y[take].mean()) if take.any() else float("nan")
         scores[f"{rule}_lift"] = float(lift(np.arange(len(y))))
-        scores[f"{rule}_lift_se"] = _block_se(weeks, lift, bootstrap=bootstrap, seed=seed)
+        scores[f"{rule}_lift_se"] = _se(weeks, lift, bootstrap, seed)
         scores[f"{rule}_mean_pnl"] = float(pnl[take].mean()) if take.any() else float("nan")
         scores[f"{rule}_pnl_lift"] = float(pnl_lift(np.arange(len(y))))
-        scores[f"{rule}_pnl_lift_se"] = _block_se(weeks, pnl_lift, bootstrap=bootstrap, seed=seed)
+        scores[f"{rule}_pnl_lift_se"] = _se(weeks, pnl_lift, bootstrap, seed)
         scores[f"{rule}_pf"] = _profit_factor(pnl[take])
     return scores
 

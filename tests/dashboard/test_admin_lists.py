@@ -65,3 +65,11 @@ def test_a_decision_shows_the_reasoning_the_dashboard_shows(dashboard_data, admi
     assert reasoning in trade_page and "no reason recorded" not in trade_page
     listed = admin_client.get("/admin/trading/signaldecision/").content.decode()
     assert "baseline: technical signals only" in listed
+
+
+def test_a_refused_decision_says_why_in_one_line_and_in_full_on_its_page(dashboard_data, admin_client):
+    refused = SignalDecision.objects.filter(taken=True, trade__is_shadow=True).first()
+    listed = admin_client.get("/admin/trading/signaldecision/", {"taken__exact": "1"}).content.decode()
+    assert refused.reason in listed  # the list's one line: why it was not opened
+    page = admin_client.get(f"/admin/trading/signaldecision/{refused.pk}/change/").content.decode()
+    assert refused.recommendation["reasoning"] in page and refused.reason in page

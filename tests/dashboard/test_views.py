@@ -105,3 +105,14 @@ def test_the_number_of_queries_does_not_grow_with_the_trades_stored(dashboard_da
         assert admin_client.get(url).status_code == 200
     # About 20 for the page, and a dozen for the health header (one per check, a query per traded symbol).
     assert len(after) == len(before) <= 34
+
+
+def test_dashboard_shows_the_learners_running_skill_per_system(dashboard_data, admin_client):
+    from learning.selectors import model_skill_by_system
+
+    html = admin_client.get(reverse("dashboard:index")).content.decode()
+    table = html[html.index('id="model-skill"') :]
+    for system, skill in model_skill_by_system().items():
+        cells = row_cells(table, f'<tr data-system="{system}">')
+        assert cells[:2] == [system, str(skill.outcomes)]
+        assert cells[5] == "yes" if skill.trusted else cells[5].startswith("no: the model")

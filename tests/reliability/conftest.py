@@ -50,9 +50,13 @@ def import_slice(tmp_path: Path, *symbols: str, candles: int = SLICE_CANDLES) ->
 
 
 def all_learned() -> bool:
-    """Every stored outcome has been through the online update (learned, or skipped as not fitting the schema)."""
+    """Every stored outcome has been claimed by an online update, once (learned, or skipped as not fitting the schema)."""
     state = OnlineLearningState.objects.first()
-    return state is not None and state.samples_learned + state.records_skipped == TrainingRecord.objects.count()
+    return (
+        state is not None
+        and not TrainingRecord.objects.filter(learned_at__isnull=True).exists()
+        and state.samples_learned + state.records_skipped == TrainingRecord.objects.count()
+    )
 
 
 def tick_times(hours: int, step_hours: int) -> list[datetime]:

@@ -49,7 +49,8 @@ class AccountListApi(generics.ListAPIView):
     serializer_class = AccountOutputSerializer
     filterset_fields = ["system_type", "is_paused"]
 
-    class InputSerializer(serializers.Serializer):
+    # Its own name: schema components are named after the class, and TradeCloseApi has an InputSerializer.
+    class AccountCreateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=PaperAccount._meta.get_field("name").max_length)
         system_type = serializers.ChoiceField(choices=SystemType.choices, help_text="Which engine trades the account.")
         starting_balance = serializers.DecimalField(**MONEY, min_value=Decimal("0.01"))
@@ -59,9 +60,9 @@ class AccountListApi(generics.ListAPIView):
         max_open_per_symbol = serializers.IntegerField(min_value=1, max_value=1000, required=False)
         is_paused = serializers.BooleanField(required=False, default=False, help_text="Create it paused.")
 
-    @extend_schema(request=InputSerializer, responses={201: AccountDetailOutputSerializer})
+    @extend_schema(request=AccountCreateInputSerializer, responses={201: AccountDetailOutputSerializer})
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.AccountCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return _detail(account_create(**serializer.validated_data), status_code=status.HTTP_201_CREATED)
 

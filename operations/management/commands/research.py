@@ -118,11 +118,12 @@ class Command(BaseCommand):
                 scores["seconds"] = round(time.perf_counter() - started, 1)
                 rows.append(scores)
                 self.stderr.write(f"{config.name}: {scores['seconds'].iloc[0]} s")
+                if options["append"]:
+                    # Row by row, so a long study cut short keeps what it measured.
+                    path = Path(options["append"])
+                    scores.to_csv(path, mode="a", header=not path.exists(), index=False)
         table = pd.concat(rows, ignore_index=True)
         self.stdout.write(f"Walk-forward study, decisions {options['start']} to {options['end']}, retrain {options['retrain']}, "
                           f"embargo {options['embargo_hours']:g} h ({options['dataset']})")
         self.stdout.write(scores_table(table))
         self.stdout.write(LEGEND)
-        if options["append"]:
-            path = Path(options["append"])
-            table.to_csv(path, mode="a", header=not path.exists(), index=False)

@@ -143,3 +143,26 @@ def test_permuted_copies_of_a_linear_model_score_by_one_weight_as_the_whole_mode
     for column in range(X.shape[1]):
         for fast, full in zip(shortcut[column], whole[column]):
             np.testing.assert_allclose(fast, full, rtol=0, atol=1e-9)
+
+
+def test_logistic_regularisation_is_chosen_on_the_training_window_alone(trades):
+    from learning.ml.batch import LOGISTIC_C_GRID
+
+    X, y, times = trades
+    result = train_batch_model(X, y, times, kind="logistic")
+    chosen = result.model.estimator[-1].C
+    assert chosen in LOGISTIC_C_GRID
+    # The newest trades (calibration and validation) take no part in the choice or the fit.
+    flipped = y.copy()
+    flipped[result.validation_rows] = 1 - flipped[result.validation_rows]
+    again = train_batch_model(X, flipped, times, kind="logistic")
+    assert again.model.estimator[-1].C == chosen
+    np.testing.assert_array_equal(again.model.estimator[-1].coef_, result.model.estimator[-1].coef_)
+
+
+def test_logistic_features_that_carry_nothing_get_strong_regularisation():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(1500, len(FEATURE_SCHEMA.names)))
+    y = (rng.random(1500) < 0.4).astype(int)
+    result = train_batch_model(X, y, np.arange(1500), kind="logistic")
+    assert result.model.estimator[-1].C <= 0.01

@@ -1,19 +1,26 @@
 """online_update: learns each record once, in order, respecting as_of, skipping misfits, checkpointing."""
+import logging
 import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.utils import timezone
+from django.db import connection, transaction
 
-from learning.models import ModelVersion, OnlineLearningState, TrainingExample
+from learning.models import ModelVersion, OnlineLearningState, TrainingExample, TrainingRecord
 from learning.services.examples import ExampleInput, training_examples_add
-from learning.services.online import online_update
+from learning.services.online import online_checkpoint, online_update
+from learning.services.training_data import training_matrix
+from learning.services.versions import load_model
 from learning.services import store_trade_outcomes
 from tests.factories import TradeOutcomeFactory
-from tests.learning.learnable import START, learnable_features, store_learnable
+from tests.learning.learnable import START, learnable_features, learnable_outcomes, store_learnable
 
 pytestmark = pytest.mark.django_db
+
+
+def learned_matrix():
+    X, y, *_ = training_matrix(None)
+    return X, y
 
 
 def online_versions():
@@ -101,17 +108,57 @@ def test_checkpoints_every_n_samples_and_keeps_only_the_latest_interim(settings)
     assert versions[-1].replaced == versions[1]
 
 
-def test_a_record_committed_late_behind_the_watermark_is_learned_next_time():
+@pytest.mark.django_db(transaction=True)
+def test_a_record_committed_while_an_update_runs_is_learned_by_the_next():
     store_learnable(10)
-    assert online_update().learned == 10
-    # Simulate a store whose transaction had taken an id and not committed when the update ran.
-    state = OnlineLearningState.objects.get()
-    late = store_learnable(1, seed=5, start=START + timedelta(days=40))
-    late_id = state.trained_through_record_id + 1
-    state.trained_through_record_id = late_id + 3
-    state.deferred_record_ids = {str(late_id): timezone.now().isoformat()}
-    state.save()
-    assert late and online_update().learned == 1
+    stored, release = threading.Event(), threading.Event()
+    late = learnable_outcomes(1, seed=5, start=START + timedelta(days=40))
+
+    def store_slowly():
+        try:
+            with transaction.atomic():
+                store_trade_outcomes(outcomes=late)
+                stored.set()
+                release.wait(timeout=60)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=store_slowly)
+    writer.start()
+    try:
+        assert stored.wait(timeout=60)
+        assert online_update().learned == 10  # the late record is not committed yet
+    finally:
+        release.set()
+        writer.join()
+    assert TrainingRecord.objects.get(trade_id=late[0].trade_id).learned_at is None
+    assert online_update().learned == 1
+    assert not TrainingRecord.objects.filter(learned_at__isnull=True).exists()
+
+
+def test_each_record_is_claimed_once_with_its_learning(settings):
+    settings.LEARNING_CHECKPOINT_EVERY = 8
+    store_learnable(20)
+    online_update(max_records=12)
+    learned = TrainingRecord.objects.filter(learned_at__isnull=False)
+    # Claimed in id order, chunk by chunk: each chunk stamps the records its checkpoint learned.
+    assert sorted(learned.values_list("id", flat=True)) == sorted(TrainingRecord.objects.order_by("id").values_list("id", flat=True)[:12])
+    assert learned.values("learned_at").distinct().count() == 2
+    assert ModelVersion.objects.get(kind="online", active=True).trained_through_record_id == max(learned.values_list("id", flat=True))
+
+
+def test_a_checkpoint_of_records_learned_before_says_so_and_claims_nothing(caplog):
+    store_learnable(10)
+    online_update()
+    ensemble = load_model(ModelVersion.objects.get(kind="online", active=True))
+    before = ensemble.samples_seen
+    ensemble.learn(*learned_matrix(), batch_size=8)
+    ids = list(TrainingRecord.objects.values_list("id", flat=True))
+    stamps = dict(TrainingRecord.objects.values_list("id", "learned_at"))
+    with caplog.at_level(logging.WARNING, logger="learning.services.online"):
+        online_checkpoint(ensemble=ensemble, samples_before=before, record_ids=ids)
+    assert "10 of the records this checkpoint learned were learned before" in caplog.text
+    assert dict(TrainingRecord.objects.values_list("id", "learned_at")) == stamps
 
 
 def test_as_of_must_be_aware():

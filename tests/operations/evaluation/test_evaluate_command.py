@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 HTML_SECTIONS = (
     "targets", "performance", "equity", "per-symbol", "per-quarter", "calibration", "reliability",
-    "meta-labelling", "learning-curve", "transfer", "definitions",
+    "meta-labelling", "selection", "learning-curve", "transfer", "definitions",
 )
 
 
@@ -46,7 +46,11 @@ def test_evaluate_writes_json_and_html_with_every_section_and_prints_the_summary
     assert learning["expected_win_rate"]["n"] > 100 and len(learning["expected_win_rate"]["reliability"]) == 10
     assert learning["meta_labelling"]["skipped"] > 0
     assert [row["quarter"] for row in report["learning_curve"]] == ["2022Q1", "2022Q2"]
-    assert {target["name"] for target in report["targets"]} == {"calibration", "skill", "profit", "selection"}
+    assert [target["name"] for target in report["targets"]] == [
+        "paper_auc", "paper_skill", "paper_precision", "paper_pnl", "scraping_pnl", "profit", "profit_every_symbol", "calibration", "learning_curve",
+    ]  # fmt: skip
+    paper = report["systems"]["learning"]["paper_trading"]["overall"]["selection"]
+    assert paper["signals"] > 50 and 0 < paper["auc"] < 1 and paper["precision_lift_se"] > 0
     # Two months are too few for the calibration target: the report must say it was missed and why.
     calibration = next(target for target in report["targets"] if target["name"] == "calibration")
     assert not calibration["met"] and "needs 300" in calibration["detail"]
@@ -59,9 +63,10 @@ def test_evaluate_writes_json_and_html_with_every_section_and_prints_the_summary
 
     printed = out.getvalue()
     for heading in ("Performance, whole window", "Calibration against realised outcomes", "Take/skip as meta-labelling",
-                    "Learning curve", "Transfer:", "Targets of issue 7"):
+                    "Selection: taken against all signals", "Learning curve", "Transfer:", "Targets: does learning help?"):
         assert heading in printed
-    assert re.search(r"\[MISSED\] ECE of expected_win_rate", printed)
+    assert re.search(r"\[MISSED\] all: ECE of expected_win_rate .*only \d+ signals with an outcome", printed)
+    assert "issue" not in printed.lower() and "issue" not in html.lower()
 
 
 def test_evaluate_refuses_a_symbol_without_candles(tmp_path):

@@ -102,3 +102,26 @@ def test_quarters_are_calendar_quarters_clipped_to_the_window():
         ("2022Q2", "2022-04-01", "2022-07-01"),
         ("2022Q3", "2022-07-01", "2022-07-02"),
     ]
+
+
+def test_selection_by_hand():
+    # Four signals in four weeks: two taken (a win of +1 % and a loss of -0.5 %), two skipped losers.
+    moments = pd.to_datetime(["2022-01-03", "2022-01-10", "2022-01-17", "2022-01-24"], utc=True)
+    figures = metrics.selection(
+        [True, True, False, False], [True, False, False, False], [0.01, -0.005, -0.002, -0.004], [0.7, 0.4, 0.3, 0.2], moments, resamples=0
+    )
+    assert figures["taken"] == 2 and figures["signals"] == 4
+    assert figures["auc"] == 1.0  # the one winner has the highest probability
+    assert figures["precision_lift"] == pytest.approx(0.5 - 0.25)
+    assert figures["taken_mean_pnl"] == pytest.approx(0.25) and figures["all_mean_pnl"] == pytest.approx(-0.025)
+    assert figures["pnl_lift"] == pytest.approx(0.275)
+    assert figures["precision_lift_se"] is None  # no bootstrap asked for
+
+
+def test_weekly_block_se_resamples_whole_weeks():
+    weeks = np.repeat(["2022-01", "2022-02", "2022-03", "2022-04", "2022-05"], 3)
+    values = np.repeat([0.0, 1.0, 0.0, 1.0, 1.0], 3)
+    # Rows of one week move together: the SE of the mean is that of five values, not fifteen.
+    se = metrics.weekly_block_se(weeks, lambda rows: values[rows].mean(), resamples=2000, seed=1)
+    assert se == pytest.approx(np.sqrt(0.6 * 0.4 / 5), rel=0.1)
+    assert metrics.weekly_block_se(weeks[:9], lambda rows: values[rows].mean()) is None  # three weeks are too few

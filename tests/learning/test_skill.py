@@ -1,0 +1,56 @@
+"""The learner's running skill: scored out of sample against the running base rate, trusted only when it beats it."""
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from learning.skill import ScoredOutcome, running_skill
+
+START = datetime(2022, 1, 1, tzinfo=UTC)
+
+
+def history(scores, wins, *, hold_hours=3):
+    """Outcomes entered an hour apart, each exiting `hold_hours` later (so in exit order)."""
+    return [
+        ScoredOutcome(entry_time=START + timedelta(hours=i), exit_time=START + timedelta(hours=i + hold_hours), ml_score=score, success=bool(won))
+        for i, (score, won) in enumerate(zip(scores, wins))
+    ]
+
+
+def test_a_probability_that_knows_the_outcome_is_trusted():
+    wins = np.random.default_rng(0).random(400) < 0.4
+    skill = running_skill(history(np.where(wins, 0.8, 0.2), wins))
+    assert skill.trusted and skill.brier_skill > 0.3 and skill.auc == 1.0
+    assert "beats the running base rate" in skill.reason
+
+
+def test_a_probability_that_knows_nothing_is_not_trusted():
+    rng = np.random.default_rng(1)
+    wins = rng.random(400) < 0.4
+    skill = running_skill(history(rng.random(400), wins))
+    assert not skill.trusted and skill.brier_skill < 0
+    assert "does not beat" in skill.reason
+
+
+def test_too_few_scored_outcomes_give_no_say():
+    wins = [True, False] * 30
+    skill = running_skill(history([0.9 if won else 0.1 for won in wins], wins))
+    assert not skill.trusted and skill.brier_skill is None and "needs 100" in skill.reason
+
+
+def test_the_reference_counts_only_outcomes_that_had_exited_by_each_entry():
+    # Outcome i enters at hour i and exits at hour i + 3: at entry i only outcomes 0..i-3 are known.
+    wins = [True, True, True, False, False, False]
+    outcomes = history([0.5] * 6, wins)
+    skill = running_skill(outcomes, minimum=1)
+    # Scored: entries 3, 4, 5 (the first three have no known outcome). References: 1, 1, 1.
+    assert skill.outcomes == 3
+    assert skill.reference_brier == pytest.approx(1.0)
+    assert skill.brier == pytest.approx(0.25)
+
+
+def test_outcomes_without_a_probability_count_for_the_base_rate_only():
+    wins = np.random.default_rng(2).random(300) < 0.5
+    scores = [None if i % 2 else (0.9 if won else 0.1) for i, won in enumerate(wins)]
+    # Every other one (150), less those entered before any outcome had exited (hours 0 and 2).
+    assert running_skill(history(scores, wins)).outcomes == 148
