@@ -22,7 +22,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     # Browsers ask for /favicon.ico on their own, even from pages that name an icon.
-    path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True)),
+    path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True), name="favicon"),
     path("admin/", admin.site.urls),
     path("ml/", include("learning.api.seed_urls")),
     path("api/v1/", include(api_v1)),
