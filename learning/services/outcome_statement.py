@@ -26,6 +26,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection, models
+from django.db.utils import DataError
 
 from learning.buckets import label_midpoint
 from learning.models import RECENT_WINDOW_CAPACITY, TrainingRecord
@@ -302,6 +303,10 @@ def _json_row(fields: list[models.Field], obj: models.Model) -> dict:
     return {field.column: _json_value(getattr(obj, field.attname)) for field in fields}
 
 
+class FloatOutOfRange(Exception):
+    """A float the fold computes is beyond float8's range in SQL (see store_one_postgresql)."""
+
+
 def covers_every_aggregate() -> bool:
     """Whether every aggregate has its SQL here (a table added to AGGREGATES alone goes the Python way)."""
     return all(type(aggregate).__name__ in _SQL for aggregate in AGGREGATES)
@@ -311,6 +316,10 @@ def store_one_postgresql(record: TrainingRecord, *, now: datetime) -> bool:
     """Insert `record` and add it to every aggregate in one statement; False if its trade_id was stored before.
 
     Outside a transaction the statement is its own transaction, and commits durably.
+    Raises FloatOutOfRange, having written nothing, where SQL and Python floats part ways: PostgreSQL
+    refuses a product or quotient that underflows to 0 or overflows (Python gives 0.0 or inf), and
+    JSON has no inf. That takes features beyond about 1e±154; the caller stores such an outcome by
+    the Python fold.
     """
     facts = OutcomeFacts.from_record(record)
     (sizing_key,) = PositionSizingAggregate().keys(facts)
@@ -321,7 +330,33 @@ def store_one_postgresql(record: TrainingRecord, *, now: datetime) -> bool:
         "prior_strength": float(settings.LEARNING_PRIOR_STRENGTH), "kelly_fraction": float(settings.LEARNING_KELLY_FRACTION),
         "min_size": float(settings.LEARNING_MIN_POSITION_SIZE), "max_size": float(settings.LEARNING_MAX_POSITION_SIZE),
     }  # fmt: skip
-    params = [json.dumps(_json_row(_columns(TrainingRecord), record)), json.dumps(facts_json)]
+    try:
+        params = _parameters(record, facts, facts_json, now)
+    except ValueError as error:  # json.dumps(allow_nan=False) of an infinite sum
+        raise FloatOutOfRange(str(error)) from None
+    name, prepare = _statement()
+    execute = f"EXECUTE {name} ({', '.join(['%s::jsonb'] * len(params))})"
+    connection.ensure_connection()
+    try:
+        with connection.cursor() as cursor:
+            if connection.connection not in _prepared:
+                cursor.execute(prepare)
+                _prepared.add(connection.connection)
+            cursor.execute(execute, params)
+            stored = cursor.fetchone()
+    except DataError as error:
+        if "value out of range" in str(error):
+            raise FloatOutOfRange(str(error)) from None
+        raise
+    if stored is None:
+        return False
+    record.pk = stored[0]
+    record._state.adding, record._state.db = False, connection.alias
+    return True
+
+
+def _parameters(record: TrainingRecord, facts: OutcomeFacts, facts_json: dict, now: datetime) -> list[str]:
+    params = [json.dumps(_json_row(_columns(TrainingRecord), record), allow_nan=False), json.dumps(facts_json, allow_nan=False)]
     for aggregate in AGGREGATES:
         rows = []
         for key in sorted(aggregate.keys(facts)):  # a fixed order, so concurrent stores lock rows alike
@@ -332,17 +367,4 @@ def store_one_postgresql(record: TrainingRecord, *, now: datetime) -> bool:
             rows.append(row)
         fields = _columns(aggregate.model)
         params.append(json.dumps([_json_row(fields, row) for row in rows], allow_nan=False))
-    name, prepare = _statement()
-    execute = f"EXECUTE {name} ({', '.join(['%s::jsonb'] * len(params))})"
-    connection.ensure_connection()
-    with connection.cursor() as cursor:
-        if connection.connection not in _prepared:
-            cursor.execute(prepare)
-            _prepared.add(connection.connection)
-        cursor.execute(execute, params)
-        stored = cursor.fetchone()
-    if stored is None:
-        return False
-    record.pk = stored[0]
-    record._state.adding, record._state.db = False, connection.alias
-    return True
+    return params

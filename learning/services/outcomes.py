@@ -19,7 +19,7 @@ from learning.models import (
     VolatilityRegime,
 )
 from learning.services.aggregates import OutcomeFacts, aggregates_apply
-from learning.services.outcome_statement import covers_every_aggregate, store_one_postgresql
+from learning.services.outcome_statement import FloatOutOfRange, covers_every_aggregate, store_one_postgresql
 from learning.types import StoreResult, TradeOutcome
 from tradelearn.bulk import bulk_insert
 
@@ -215,6 +215,10 @@ def store_trade_outcomes(*, outcomes: Sequence[TradeOutcome]) -> StoreResult:
                 if one_statement:
                     return _insert_one(records[0])
                 return _insert_new(records, check_existing=attempt > 1)
+        except FloatOutOfRange:
+            # Nothing was written (the statement failed alone, or with this store's savepoint).
+            one_statement = False
+            continue
         except (IntegrityError, OperationalError) as error:
             if isinstance(error, OperationalError) and not _is_transient(error):
                 raise
