@@ -21,7 +21,7 @@ Filling, exits, accounting, decisions, shadows and learning are `TradingEngine`'
 """
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Self
 
@@ -60,7 +60,7 @@ class ScrapingParams:
     min_net_target: float
     breakeven_fraction: float
     max_holding_candles: int
-    levels: LevelParams = field(default_factory=LevelParams)
+    levels: LevelParams
 
     @classmethod
     def from_settings(cls) -> Self:
@@ -79,6 +79,7 @@ class ScrapingParams:
             min_net_target=settings.SCRAPING_MIN_NET_TARGET,
             breakeven_fraction=settings.SCRAPING_BREAKEVEN_FRACTION,
             max_holding_candles=settings.SCRAPING_MAX_HOLDING_CANDLES,
+            levels=LevelParams.from_settings(),
         )
 
 

@@ -1,6 +1,6 @@
 """Support and resistance levels from confirmed pivots, clustered by ATR, scored, and strengthened by magnets.
 
-How a level set is made (all constants are fields of `LevelParams`):
+How a level set is made (all constants are fields of `LevelParams`, from the SCRAPING_LEVEL_* settings):
 
 - Schedule. Levels are recomputed once per `recompute_every` candles, on boundaries aligned to
   the epoch (00:00 UTC daily for 24 hourly candles), from the candles opening in
@@ -39,9 +39,11 @@ Levels tested fewer than `min_touches` times are dropped.
 """
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Self
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from numpy.lib.stride_tricks import sliding_window_view
 
 FIB_RATIOS = (0.382, 0.5, 0.618)
@@ -52,19 +54,40 @@ MICROSECOND = timedelta(microseconds=1)
 
 @dataclass(frozen=True, kw_only=True)
 class LevelParams:
-    pivot_span: int = 5
-    window: timedelta = timedelta(days=30)
-    recompute_every: int = 24
-    cluster_atr: float = 0.5
-    max_cluster_tols: float = 3.0
-    touch_atr: float = 0.25
-    bounce_atr: float = 1.5
-    bounce_candles: int = 12
-    min_touches: int = 2
-    recency_half_life: float = 72.0
-    magnet_atr: float = 0.5
-    magnet_bonus: float = 0.05
-    fib_lookback: int = 168
+    """How levels are found and scored (the module docstring names each); `from_settings` reads the configured ones."""
+
+    pivot_span: int
+    window: timedelta
+    recompute_every: int
+    cluster_atr: float
+    max_cluster_tols: float
+    touch_atr: float
+    bounce_atr: float
+    bounce_candles: int
+    min_touches: int
+    recency_half_life: float
+    magnet_atr: float
+    magnet_bonus: float
+    fib_lookback: int
+
+    @classmethod
+    def from_settings(cls) -> Self:
+        """The SCRAPING_LEVEL_* settings (tradelearn/settings/base.py, .env.example)."""
+        return cls(
+            pivot_span=settings.SCRAPING_LEVEL_PIVOT_SPAN,
+            window=timedelta(days=settings.SCRAPING_LEVEL_WINDOW_DAYS),
+            recompute_every=settings.SCRAPING_LEVEL_RECOMPUTE_EVERY,
+            cluster_atr=settings.SCRAPING_LEVEL_CLUSTER_ATR,
+            max_cluster_tols=settings.SCRAPING_LEVEL_MAX_CLUSTER_TOLS,
+            touch_atr=settings.SCRAPING_LEVEL_TOUCH_ATR,
+            bounce_atr=settings.SCRAPING_LEVEL_BOUNCE_ATR,
+            bounce_candles=settings.SCRAPING_LEVEL_BOUNCE_CANDLES,
+            min_touches=settings.SCRAPING_LEVEL_MIN_TOUCHES,
+            recency_half_life=settings.SCRAPING_LEVEL_RECENCY_HALF_LIFE,
+            magnet_atr=settings.SCRAPING_LEVEL_MAGNET_ATR,
+            magnet_bonus=settings.SCRAPING_LEVEL_MAGNET_BONUS,
+            fib_lookback=settings.SCRAPING_LEVEL_FIB_LOOKBACK,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,7 +193,7 @@ class LevelHistory:
     """
 
     def __init__(self, frame: pd.DataFrame, *, timeframe_ns: int, params: LevelParams | None = None):
-        self.params = params or LevelParams()
+        self.params = params or LevelParams.from_settings()
         index = frame.index
         if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
             raise ValueError("candle frame must be indexed by a timezone-aware DatetimeIndex of open times")

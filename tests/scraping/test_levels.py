@@ -49,7 +49,7 @@ def test_levels_are_described_in_full(btc_frame, btc_2022_levels):
     level_set = btc_2022_levels[200]
     assert len(level_set) >= 5
     assert np.all((level_set.strength >= 0) & (level_set.strength <= 1))
-    assert np.all(level_set.bounces <= level_set.touches) and np.all(level_set.touches >= LevelParams().min_touches)
+    assert np.all(level_set.bounces <= level_set.touches) and np.all(level_set.touches >= LevelParams.from_settings().min_touches)
     assert np.all((level_set.bounce_rate >= 0) & (level_set.bounce_rate <= 1))
     assert np.all(level_set.last_test_time <= level_set.computed_at.value)
     last_close = btc_frame.loc[level_set.computed_at, "close"]

@@ -265,6 +265,23 @@ SCRAPING_NEXT_LEVEL_BUFFER_ATR = env_float("SCRAPING_NEXT_LEVEL_BUFFER_ATR", 0.1
 SCRAPING_MIN_NET_TARGET = env_float("SCRAPING_MIN_NET_TARGET", 0.0015)
 SCRAPING_BREAKEVEN_FRACTION = env_float("SCRAPING_BREAKEVEN_FRACTION", 0.8, minimum=0.0)
 SCRAPING_MAX_HOLDING_CANDLES = env_int("SCRAPING_MAX_HOLDING_CANDLES", 12, minimum=1)
+# Its price levels (scraping/levels.py's docstring): recomputed every N candles from a window of days;
+# pivots of N candles each side; clustered within the tolerance (ATR multiples, a cluster at most so
+# many tolerances wide); touches, bounces (within N candles) and magnets measured in ATR; recency's
+# half-life in candles; Fibonacci retracements over N candles; levels tested fewer times dropped.
+SCRAPING_LEVEL_PIVOT_SPAN = env_int("SCRAPING_LEVEL_PIVOT_SPAN", 5, minimum=1)
+SCRAPING_LEVEL_WINDOW_DAYS = env_int("SCRAPING_LEVEL_WINDOW_DAYS", 30, minimum=1)
+SCRAPING_LEVEL_RECOMPUTE_EVERY = env_int("SCRAPING_LEVEL_RECOMPUTE_EVERY", 24, minimum=1)
+SCRAPING_LEVEL_CLUSTER_ATR = env_float("SCRAPING_LEVEL_CLUSTER_ATR", 0.5, minimum=0.0)
+SCRAPING_LEVEL_MAX_CLUSTER_TOLS = env_float("SCRAPING_LEVEL_MAX_CLUSTER_TOLS", 3.0, minimum=0.0)
+SCRAPING_LEVEL_TOUCH_ATR = env_float("SCRAPING_LEVEL_TOUCH_ATR", 0.25, minimum=0.0)
+SCRAPING_LEVEL_BOUNCE_ATR = env_float("SCRAPING_LEVEL_BOUNCE_ATR", 1.5, minimum=0.0)
+SCRAPING_LEVEL_BOUNCE_CANDLES = env_int("SCRAPING_LEVEL_BOUNCE_CANDLES", 12, minimum=1)
+SCRAPING_LEVEL_MIN_TOUCHES = env_int("SCRAPING_LEVEL_MIN_TOUCHES", 2, minimum=1)
+SCRAPING_LEVEL_RECENCY_HALF_LIFE = env_float("SCRAPING_LEVEL_RECENCY_HALF_LIFE", 72.0, minimum=0.001)
+SCRAPING_LEVEL_MAGNET_ATR = env_float("SCRAPING_LEVEL_MAGNET_ATR", 0.5, minimum=0.0)
+SCRAPING_LEVEL_MAGNET_BONUS = env_float("SCRAPING_LEVEL_MAGNET_BONUS", 0.05, minimum=0.0)
+SCRAPING_LEVEL_FIB_LOOKBACK = env_int("SCRAPING_LEVEL_FIB_LOOKBACK", 168, minimum=1)
 # Live market data: "clock" releases stored candles as if they were closing now (no exchange needed);
 # "exchange" polls TRADING_EXCHANGE's closed candles through ccxt.
 MARKET_FEED = env_str("MARKET_FEED", "clock")
