@@ -17,6 +17,7 @@ database differs. A session assumes it is the only online learner while it runs 
 """
 import copy
 import dataclasses
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from django.conf import settings
 from django.db import transaction
 from threadpoolctl import ThreadpoolController
 
-from learning.ml.background import Job, Worker
+from learning.ml.background import Worker, job_modules_import
 from learning.ml.batch import train_batch_artifact
 from learning.ml.hybrid import HybridPrediction, HybridPredictor
 from learning.ml.online import OnlineEnsemble, learn_resident
@@ -65,7 +66,6 @@ from learning.types import SignalContext, SignalRecommendation, TradeOutcome
 _QUALITY, _STRATEGY, _SIZING = SignalQualityAggregate(), StrategyPerformanceAggregate(), PositionSizingAggregate()
 _RECENT = RecentPerformanceAggregate()
 logger = logging.getLogger(__name__)
-_threadpools = ThreadpoolController()  # made after scikit-learn's imports, so it sees their thread pools
 _WRITE_CHUNK = 2000
 
 
@@ -94,7 +94,7 @@ class LearningSession:
         self._predictor: HybridPredictor | None = None
         self._online_worker: Worker | None = None
         self._batch_worker: Worker | None = None
-        self._online_job: Job | Future | None = None
+        self._online_job: Future | None = None
         self._online_resident = False  # the online worker holds the ensemble
         self._retrain: _Retrain | None = None
         self._load_evidence()
@@ -102,7 +102,7 @@ class LearningSession:
             self._load_models()  # the ensemble goes on from the active version
             self._history = _History()
             if background:
-                self._online_worker, self._batch_worker = Worker.pair()
+                self._online_worker, self._batch_worker = Worker(), Worker()
 
     # -- reading ---------------------------------------------------------------------------
     def _load_evidence(self) -> None:
@@ -335,6 +335,13 @@ class LearningSession:
         self._online_job = None
 
 
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """The thread pools a job can use: made once what jobs import is loaded (scipy's BLAS, OpenMP), so it sees them all."""
+    job_modules_import()
+    return ThreadpoolController()
+
+
 def _run_now(job, /, *args, **kwargs) -> Future:
     """A job run here and now, as a finished Future (without a worker, or before it is ready).
 
@@ -342,7 +349,7 @@ def _run_now(job, /, *args, **kwargs) -> Future:
     """
     future = Future()
     try:
-        with _threadpools.limit(limits=1):
+        with _threadpools().limit(limits=1):
             future.set_result(job(*args, **kwargs))
     except Exception as error:  # raised again where the result is taken, as a worker's would be
         future.set_exception(error)
@@ -366,7 +373,7 @@ class _Retrain:
     y: np.ndarray | None = None
     ids: list[int] = field(default_factory=list)
     exit_times: list[datetime] = field(default_factory=list)
-    job: Job | Future | None = None
+    job: Future | None = None
     result: RetrainResult | None = None  # known at the start when there was nothing to train
 
 

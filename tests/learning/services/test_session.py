@@ -9,6 +9,7 @@ from learning.services.training_data import training_matrix
 from learning.services.outcomes import store_trade_outcomes
 from learning.services.session import LearningSession
 from tests.factories import TradeOutcomeFactory
+from tests.learning.ml.test_background import wait_ready
 
 pytestmark = pytest.mark.django_db
 
@@ -52,3 +53,46 @@ def test_a_job_run_here_uses_one_thread_per_pool_as_a_worker_does():
         pytest.skip("every thread pool has one thread here anyway (one core)")
     pools = _run_now(threadpool_info).result()
     assert pools and all(pool["num_threads"] == 1 for pool in pools)
+
+
+def test_while_its_workers_start_a_session_learns_in_its_own_process_and_then_in_them():
+    session = LearningSession(background=True)
+    try:
+        for outcome in outcomes(20, seed=4, first_exit=datetime(2022, 5, 1, tzinfo=UTC)):
+            session.observe(outcome)
+        assert session.learn() > 0 and session._online_job.done()  # the workers are still importing scikit-learn
+        here = session._online_job.result()
+        wait_ready(session._online_worker)
+        for outcome in outcomes(20, seed=5, first_exit=datetime(2022, 6, 1, tzinfo=UTC)):
+            session.observe(outcome)
+        session.learn()
+        assert session._online_resident  # handed to the worker, which keeps it from now on
+        assert session._online_job.result().samples_seen > here.samples_seen
+    finally:
+        session.close()
+
+
+def test_closing_a_session_mid_retrain_does_not_wait_and_releases_the_lease(capfd):
+    import time
+
+    from learning.models import LearningLease
+    from learning.services.retrain import RETRAIN_LEASE
+    from tests.learning.learnable import store_learnable
+
+    store_learnable(400)
+    session = LearningSession(background=True)
+    wait_ready(session._batch_worker)  # the retrain goes to the worker
+    session._batch_worker.submit(time.sleep, 60)  # a worker still busy when the replay stops
+    session.retrain_start(as_of=datetime(2030, 1, 1, tzinfo=UTC))
+    assert session.retraining and not session._retrain.job.done()
+    started = time.monotonic()
+    session.close()
+    assert time.monotonic() - started < 10
+    lease = LearningLease.objects.get(name=RETRAIN_LEASE)
+    assert lease.holder == "" and lease.last_result == {"reason": "replay stopped before adopting it"}
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_session_closed_before_its_workers_are_ready_ends_quietly(capfd):
+    LearningSession(background=True).close()  # what a replay shorter than the workers' imports does
+    assert "Traceback" not in capfd.readouterr().err

@@ -42,3 +42,26 @@ def test_bad_arguments_are_clear_errors():
         call_command("replay", "--from", "yesterday", "--to", "2022-01-01")
     with pytest.raises(CommandError, match="No 1h candles for BTCUSDT"):
         call_command("replay", "--symbols", "BTCUSDT", "--from", "2022-01-01", "--to", "2022-01-02", stdout=io.StringIO())
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_shorter_than_its_workers_start_ends_without_a_traceback(tmp_path):
+    """Nine days end before the training workers have imported scikit-learn; closing them must print nothing."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import BUNDLED_CANDLES
+
+    root = BUNDLED_CANDLES.parents[1]
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'replay.sqlite3'}", "DJANGO_SETTINGS_MODULE": "tradelearn.settings.local"}
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], cwd=root, env=env, check=True, timeout=300)
+    result = subprocess.run(
+        [*manage, "replay", "--candles-dir", str(BUNDLED_CANDLES), "--from", "2023-06-01", "--to", "2023-06-10", "--no-progress"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Replayed" in result.stdout
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
