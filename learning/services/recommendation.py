@@ -57,24 +57,11 @@ def _validate(context: SignalContext) -> None:
         raise ValidationError(errors)
 
 
-def _pool_adjacent_violators(values: list[float], weights: list[float]) -> list[float]:
-    """The non-decreasing sequence closest to `values` in weighted least squares."""
-    blocks: list[list[float]] = []  # [mean, weight, length]
-    for value, weight in zip(values, weights):
-        blocks.append([value, weight, 1])
-        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
-            mean2, weight2, length2 = blocks.pop()
-            mean1, weight1, length1 = blocks.pop()
-            total = weight1 + weight2
-            blocks.append([(mean1 * weight1 + mean2 * weight2) / total, total, length1 + length2])
-    return [mean for mean, _, length in blocks for _ in range(length)]
-
-
 def calibrate_confidence(raw_confidence: float, buckets: dict[str, tuple[int, int]], prior_strength: float) -> float:
     """Map a raw confidence to the success rate signals like it delivered, monotone in the raw value.
 
     Each bucket's success rate is shrunk toward its midpoint (so no history means no change),
-    made non-decreasing across buckets by pool-adjacent-violators, then interpolated linearly
+    made non-decreasing across buckets by scikit-learn's isotonic regression, then interpolated linearly
     between bucket midpoints (with slope 1 beyond the outer midpoints).
     """
     midpoints = _MIDPOINTS
@@ -102,7 +89,9 @@ def _calibration_curve(buckets: tuple[tuple[int, int], ...], prior_strength: flo
     for (trials, successes), midpoint in zip(buckets, _MIDPOINTS):
         shrunk.append(stats.shrink(successes, trials, prior_mean=midpoint, prior_strength=prior_strength) if trials or prior_strength else midpoint)
         weights.append(trials + prior_strength or 1e-9)
-    return tuple(_pool_adjacent_violators(shrunk, weights))
+    from sklearn.isotonic import isotonic_regression  # here, not at import: commands that never recommend start faster
+
+    return tuple(isotonic_regression(shrunk, sample_weight=weights, increasing=True).tolist())
 
 
 @dataclass(frozen=True)
