@@ -152,6 +152,6 @@ def test_regimes_and_features_are_the_learned_rows(dashboard_data):
     assert [(r.feature_name, r.strategy_type, r.correlation_with_success) for r in correlations] == [
         (f.feature_name, f.strategy_type, f.correlation_with_success) for f in top
     ]
-    importance = selectors.model_importance(limit=50)
     batch = ModelVersion.objects.get(kind="batch", active=True)
+    importance = selectors.model_importance(limit=len(batch.feature_importance))
     assert {row.feature_name: row.model_importance for row in importance} == pytest.approx(batch.feature_importance)

@@ -4,6 +4,7 @@ import math
 import pytest
 from django.core.exceptions import ValidationError
 
+from learning.ml.schema import current_feature_schema
 from learning.services.online import online_update
 from learning.services.prediction import hybrid_predict
 from learning.services.retrain import batch_retrain
@@ -26,7 +27,7 @@ def test_without_models_it_is_a_coin_flip():
     ("change", "field", "message"),
     [
         (lambda f: f.pop("rsi_14"), "rsi_14", "Missing."),
-        (lambda f: f.update(moon_phase=0.5), "moon_phase", "Not in feature schema v1."),
+        (lambda f: f.update(moon_phase=0.5), "moon_phase", f"Not in feature schema {current_feature_schema().version}."),
         (lambda f: f.update(atr_pct=math.nan), "atr_pct", "Not a finite number (nan)."),
         (lambda f: f.update(roc_4=math.inf), "roc_4", "Not a finite number (inf)."),
         (lambda f: f.update(adx_14="strong"), "adx_14", "Not a number (str)."),
