@@ -4,7 +4,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from learning.ml.schema import FEATURE_SCHEMA
+from learning.ml.schema import FEATURE_SCHEMA, current_feature_schema
 from learning.models import FeatureImportance, LearningLease, ModelVersion
 from learning.services import store_trade_outcomes
 from learning.services.retrain import RETRAIN_ALREADY_RUNNING, RETRAIN_LEASE, batch_retrain, lease_acquire, lease_release
@@ -86,7 +86,8 @@ def test_too_few_records_or_one_class_write_no_version():
     store_trade_outcomes(outcomes=TradeOutcomeFactory.build_batch(3))
     result = batch_retrain()
     assert (result.version, result.activated) == (None, False)
-    assert result.reason == "too few records: 30 usable (3 skipped: features do not fit schema v1), at least 70 are needed"
+    schema = current_feature_schema().version
+    assert result.reason == f"too few records: 30 usable (3 skipped: features do not fit schema {schema}), at least 70 are needed"
 
     wins = [o for o in learnable_outcomes(400, seed=3) if o.net_pnl > 0][:100]
     store_trade_outcomes(outcomes=wins)
