@@ -127,11 +127,11 @@ def test_invalid_batches_are_refused(trades):
     learner = train(LEARNER_KINDS["sgd"](), X[:64], y[:64])
     with pytest.raises(ValueError, match="0 \\(loss\\) or 1"):
         learner.partial_fit(X[:2], np.array([0, 2]))
-    with pytest.raises(ValueError, match="expected 30 features"):
-        learner.partial_fit(X[:2, :29], y[:2])
+    with pytest.raises(ValueError, match=f"expected {N_FEATURES} features"):
+        learner.partial_fit(X[:2, : N_FEATURES - 1], y[:2])
     with pytest.raises(ValueError, match="finite"):
         learner.partial_fit(np.full((1, N_FEATURES), np.nan), y[:1])
-    with pytest.raises(ValueError, match="vector of 30 features"):
+    with pytest.raises(ValueError, match=f"vector of {N_FEATURES} features"):
         learner.predict_one(np.zeros(1))
 
 

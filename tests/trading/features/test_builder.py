@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from learning.ml.schema import FEATURE_SCHEMA
+from learning.ml.schema import FEATURE_SCHEMA_V1
 from trading.features.builder import HISTORY_CANDLES, WARMUP_CANDLES, build_features, feature_dict
 from trading.features.indicators import TECHNICAL_FEATURES
 
@@ -21,8 +21,8 @@ def eth_features(eth):
 
 
 def test_technical_names_are_the_start_of_the_shared_schema(btc_features):
-    assert TECHNICAL_FEATURES == FEATURE_SCHEMA.names[:27]
-    assert list(btc_features.columns) == [*FEATURE_SCHEMA.names[:27], "market_regime", "volatility_regime", "ready"]
+    assert TECHNICAL_FEATURES == FEATURE_SCHEMA_V1.names[:27]
+    assert list(btc_features.columns) == [*FEATURE_SCHEMA_V1.names[:27], "market_regime", "volatility_regime", "ready"]
 
 
 @pytest.mark.parametrize("row", CHECKED_ROWS)
@@ -77,7 +77,7 @@ def test_feature_dict_gives_floats_the_schema_accepts(btc_features):
     features = feature_dict(btc_features.iloc[5000])
     assert list(features) == list(TECHNICAL_FEATURES)
     assert all(type(value) is float for value in features.values())
-    vector = FEATURE_SCHEMA.vector({**features, "side": 1, "signal_strength": 0.7, "is_profit_scraping": 0})
+    vector = FEATURE_SCHEMA_V1.vector({**features, "side": 1, "signal_strength": 0.7, "is_profit_scraping": 0})
     assert vector.shape == (30,)
     with pytest.raises(ValueError, match="features not finite .*sma_200_dist"):
         feature_dict(btc_features.iloc[100])
