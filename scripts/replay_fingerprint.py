@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--keep", help="SQLite file to write (default: a temporary one)")
     parser.add_argument("--candles-dir", default=str(ROOT.parent / "shared" / "data" / "candles"))
     args = parser.parse_args()
-    path = Path(args.keep or tempfile.mkdtemp(prefix="fingerprint-")) / "replay.sqlite3" if not args.keep else Path(args.keep)
+    path = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="fingerprint-")) / "replay.sqlite3"
     if path.exists():
         path.unlink()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}", "DJANGO_SETTINGS_MODULE": "tradelearn.settings.local"}
