@@ -55,6 +55,9 @@ class OnlineStatsApi(APIView):
 class HybridPredictApi(APIView):
     """Features (exactly the model's schema) → probability, per-model probabilities, confidence, versions."""
 
+    # Built once: a serializer deep-copies its fields whenever it is made, which cost more than rendering.
+    output = HybridPredictionOutputSerializer()
+
     @extend_schema(request=FeaturesInputSerializer, responses=HybridPredictionOutputSerializer)
     def post(self, request):
         serializer = FeaturesInputSerializer(data=request.data)
@@ -63,7 +66,7 @@ class HybridPredictApi(APIView):
             prediction = hybrid_predict(features=serializer.validated_data["features"])
         except DjangoValidationError as error:
             raise ValidationError({"features": error.message_dict}) from None
-        return Response(HybridPredictionOutputSerializer(asdict(prediction)).data)
+        return Response(self.output.to_representation(asdict(prediction)))
 
 
 class HybridStatusApi(APIView):

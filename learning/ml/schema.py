@@ -19,6 +19,8 @@ class FeatureSchemaError(ValueError):
 
 
 def _feature_error(value) -> str | None:
+    if type(value) is float:  # what JSON gives, checked without the abstract-class look-ups below
+        return None if math.isfinite(value) else f"not a finite number ({value})"
     # bool is a Real; 0/1 flags such as is_profit_scraping may arrive as True/False and mean 1/0.
     if not isinstance(value, (Real, Decimal)):
         return f"not a number ({type(value).__name__})"
@@ -287,6 +289,19 @@ def feature_range(name: str) -> tuple[float, float] | None:
     return None
 
 
+# A documented feature's (allowed values, range), looked up once: every prediction request checks each.
+_KNOWN_LIMITS: dict[str, tuple[frozenset[float] | None, tuple[float, float] | None]] = {}
+
+
+def _limits(name) -> tuple[frozenset[float] | None, tuple[float, float] | None]:
+    limits = _KNOWN_LIMITS.get(name)
+    if limits is None:
+        limits = (FEATURE_VALUES.get(name), feature_range(name))
+        if limits != (None, None):  # only documented names are kept, so a caller's made-up names cannot grow it
+            _KNOWN_LIMITS[name] = limits
+    return limits
+
+
 def feature_value_errors(features: Mapping) -> dict[str, str]:
     """Each feature whose value is impossible (not a number, not finite, outside its documented range or
     values), with why; features with no documented range are only checked to be finite numbers."""
@@ -295,8 +310,7 @@ def feature_value_errors(features: Mapping) -> dict[str, str]:
         if (message := _feature_error(value)) is not None:
             errors[str(name)] = message
             continue
-        allowed = FEATURE_VALUES.get(name)
-        bounds = feature_range(name)
+        allowed, bounds = _limits(name)
         if allowed is not None and float(value) not in allowed:
             errors[name] = f"{value!r} is not one of {', '.join(f'{v:g}' for v in sorted(allowed))}"
         elif bounds is not None and not bounds[0] <= value <= bounds[1]:
