@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from operations.engines import engine_class_for
 from trading.engine import BarSource, TradingEngine
+from trading.exchange_books import ExchangeBooks
 from trading.features.builder import HISTORY_CANDLES, WARMUP_CANDLES
 from trading.models import EngineTick, PaperAccount
 from trading.selectors import candles_frame
@@ -78,7 +79,10 @@ def _run_claimed(*, account: PaperAccount, engine_class: type[TradingEngine], so
         # A fresh engine reads open trades and pending decisions from the database: no state is
         # carried between ticks, so any worker can run any candle.
         account.refresh_from_db()
-        engine_class(account=account).on_candle_close(bar)
+        engine = engine_class(account=account)
+        if account.broker == "exchange":
+            engine.keep_books(ExchangeBooks(account))  # real trades fill on the exchange (its testnet unless real money is on twice)
+        engine.on_candle_close(bar)
         tick.completed_at = timezone.now()
         tick.save(update_fields=["completed_at"])
     return True

@@ -97,11 +97,16 @@ class TradePnl:
 
 
 def trade_pnl(
-    *, side: str, quantity: Decimal, entry_price: Decimal, exit_price: Decimal, entry_fee: Decimal, fee_rate: Decimal
+    *, side: str, quantity: Decimal, entry_price: Decimal, exit_price: Decimal, entry_fee: Decimal, fee_rate: Decimal,
+    exit_fee: Decimal | None = None,
 ) -> TradePnl:
-    """Net P&L after fees on both sides; pnl_pct is net P&L over the entry notional."""
+    """Net P&L after fees on both sides; pnl_pct is net P&L over the entry notional.
+
+    The exit fee is `fee_rate` of the exit notional, unless an exchange reported it (`exit_fee`).
+    """
     gross_pnl = (direction(side) * quantity * (exit_price - entry_price)).quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
-    exit_fee = fee_for(notional=notional_for(quantity=quantity, price=exit_price), fee_rate=fee_rate)
+    if exit_fee is None:
+        exit_fee = fee_for(notional=notional_for(quantity=quantity, price=exit_price), fee_rate=fee_rate)
     fees = entry_fee + exit_fee
     net_pnl = gross_pnl - fees
     entry_notional = notional_for(quantity=quantity, price=entry_price)

@@ -62,6 +62,10 @@ class PaperAccount(models.Model):
     real_money = models.BooleanField(
         default=False, help_text="With EXCHANGE_REAL_MONEY set too, orders go to the live exchange, not its testnet."
     )
+    symbols = models.JSONField(
+        default=list, blank=True,
+        help_text="Market symbols this account trades (e.g. BTC/USDT:USDT), among TRADING_MARKETS; empty: all of them.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -128,6 +132,13 @@ class SignalDecision(models.Model):
         return self.headline((self.recommendation or {}).get("reasoning"), self.reason)
 
 
+class FillSource(models.TextChoices):
+    """Where a trade's fills came from: the simulator's rules, or an exchange's reports."""
+
+    PAPER = "paper", "Paper (simulated)"
+    EXCHANGE = "exchange", "Exchange (real fills)"
+
+
 class PaperTrade(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -136,6 +147,10 @@ class PaperTrade(models.Model):
     account = models.ForeignKey(PaperAccount, on_delete=models.PROTECT, related_name="trades")
     decision = models.OneToOneField(SignalDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="trade")
     is_shadow = models.BooleanField(default=False, help_text="A skipped signal followed to its would-be exit; no balance effect.")
+    fill_source = models.CharField(
+        max_length=8, choices=FillSource.choices, default=FillSource.PAPER,
+        help_text="exchange: entry and exit prices, quantity and fees are the exchange's reported fills.",
+    )  # fmt: skip
     symbol = models.CharField(max_length=32)
     timeframe = models.CharField(max_length=8)
     side = models.CharField(max_length=8, choices=Side.choices)
@@ -257,6 +272,7 @@ class ExchangeOrder(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True, help_text="Set before sending: a crash after it means ask the exchange.")
     filled = models.DecimalField(**PRICE, default=0)
     average_price = models.DecimalField(**PRICE, null=True, blank=True)
+    filled_at = models.DateTimeField(null=True, blank=True, help_text="When the exchange last reported a fill of it.")
     fee = models.DecimalField(**MONEY, default=0)
     fee_currency = models.CharField(max_length=16, blank=True)
     reject_reason = models.CharField(max_length=255, blank=True)

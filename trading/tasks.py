@@ -36,6 +36,16 @@ def reconcile_exchange_accounts_task() -> dict[str, list[str]]:
     return unexplained
 
 
+@shared_task(**EXCHANGE_TASK_OPTIONS)
+def exchange_entry_order_task(decision_id: int) -> str | None:
+    """Place a taken decision's entry order on the exchange (once: a retry asks about it instead); returns its state."""
+    from trading.brokers import exchange_order_client
+    from trading.services.exchange_trades import entry_order_place
+
+    order = entry_order_place(decision_id=decision_id, client_for=lambda account: exchange_order_client(account))
+    return None if order is None else order.status
+
+
 @worker_ready.connect
 def _reconcile_at_start_up(sender=None, **kwargs) -> None:
     """A worker coming up reconciles first: orders may have filled or been cancelled while nothing listened."""

@@ -10,6 +10,7 @@ switch pauses accounts and cancels their open orders.
 """
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import ccxt
@@ -66,6 +67,9 @@ def order_apply_report(*, order_id: int, report: dict) -> ExchangeOrder:
     order.filled = filled
     order.average_price = _decimal(report.get("average")) or order.average_price
     order.exchange_order_id = str(report.get("id") or order.exchange_order_id)
+    reported_at = report.get("lastTradeTimestamp") or report.get("lastUpdateTimestamp") or report.get("timestamp")
+    if filled > 0 and reported_at:
+        order.filled_at = datetime.fromtimestamp(reported_at / 1000, tz=UTC)
     fees = [fee for fee in (report.get("fees") or ([report["fee"]] if report.get("fee") else [])) if fee and fee.get("cost") is not None]
     if fees:
         order.fee = sum((_decimal(fee["cost"]) for fee in fees), Decimal(0))
@@ -88,11 +92,68 @@ def _fees_from_trades(order: ExchangeOrder, client) -> ExchangeOrder:
     return order
 
 
+def _lookup_params(order: ExchangeOrder) -> dict:
+    # Conditional (trigger) orders live apart from plain ones on some exchanges (Binance futures' algo orders).
+    return {"origClientOrderId": order.client_order_id, **({"trigger": True} if order.trigger_price is not None else {})}
+
+
+def _triggered_order_report(order: ExchangeOrder, report: dict, client) -> dict | None:
+    """What a conditional order's report says of its fill: for Binance's algo orders, the market order it placed when triggered.
+
+    None while it has not triggered, or when it says triggered without naming the order placed.
+    """
+    actual_id = str((report.get("info") or {}).get("actualOrderId") or "")
+    if actual_id:
+        return client.fetch_order(actual_id, order.market)
+    return None if _status_of(report) == Status.FILLED and not (_decimal(report.get("filled")) or 0) else report
+
+
+def order_apply_exchange_report(*, order: ExchangeOrder, report: dict, client) -> ExchangeOrder:
+    """order_apply_report for any order, conditional ones followed to their fill, with fees from the fills."""
+    if order.trigger_price is not None:
+        report = _triggered_order_report(order, report, client)
+        if report is None:
+            return order
+    return _fees_from_trades(order_apply_report(order_id=order.pk, report=report), client)
+
+
+def order_refresh(*, order: ExchangeOrder, client) -> ExchangeOrder:
+    """Ask the exchange about a sent order that is not final yet, and move it on from its answer."""
+    if order.status in ExchangeOrder.TERMINAL or order.submitted_at is None:
+        return order
+    return order_apply_exchange_report(order=order, report=client.fetch_order(None, order.market, params=_lookup_params(order)), client=client)
+
+
+def order_cancel(*, order: ExchangeOrder, client) -> ExchangeOrder:
+    """Cancel what is left of a sent order; one that is already gone is brought up to date instead."""
+    if order.status in ExchangeOrder.TERMINAL or order.submitted_at is None:
+        return order
+    try:
+        answer = client.cancel_order(order.exchange_order_id or None, order.market, params=_lookup_params(order))
+    except ccxt.OrderNotFound:
+        answer = client.fetch_order(None, order.market, params=_lookup_params(order))
+    if order.trigger_price is not None:
+        # Binance's algo cancel answers only "success": its state (cancelled, or triggered just before) is asked.
+        return order_refresh(order=order, client=client)
+    if _status_of(answer) == Status.CANCELLED and not answer.get("filled"):
+        # A cancel answer may leave out the filled quantity (Binance's algo cancel does): keep what is known.
+        answer = {**answer, "filled": float(order.filled), "average": order.average_price and float(order.average_price)}
+    return _fees_from_trades(order_apply_report(order_id=order.pk, report=answer), client)
+
+
 def order_place(
     *, account: PaperAccount, decision_id: int, role: str, market: str, side: str, amount: Decimal, client,
     order_type: str = "market", trigger_price: Decimal | None = None, trade: PaperTrade | None = None,
+    reduce_only: bool = False, ask_first: bool = False,
 ) -> ExchangeOrder:  # fmt: skip
-    """Place the decision's order once; a repeat call (a retried task, a restart) returns the same order, asking the exchange if needed."""
+    """Place the decision's order once; a repeat call (a retried task, a restart) returns the same order, asking the exchange if needed.
+
+    A stop-loss or take-profit with a `trigger_price` is placed as the exchange's conditional
+    market order (ccxt's stopLossPrice / takeProfitPrice: Binance futures' STOP_MARKET /
+    TAKE_PROFIT_MARKET), reduce-only. `ask_first` asks the exchange about the client order id
+    before sending even a new row: for callers inside a transaction that may roll back after the
+    order went out (an engine tick), where the row saying it was sent would roll back with it.
+    """
     cid = client_order_id(account_id=account.pk, decision_id=decision_id, role=role)
     order, _ = ExchangeOrder.objects.get_or_create(
         client_order_id=cid,
@@ -103,23 +164,28 @@ def order_place(
     )  # fmt: skip
     if order.status in ExchangeOrder.TERMINAL:
         return order
-    if order.submitted_at is not None:
+    if order.submitted_at is not None or ask_first:
         # Sent before, answer unknown (the worker died, or the connection dropped): ask, never resend blind.
         try:
-            report = client.fetch_order(None, market, params={"origClientOrderId": cid})
+            report = client.fetch_order(None, market, params=_lookup_params(order))
         except ccxt.OrderNotFound:
             report = None  # it never reached the exchange: send it now
         if report is not None:
-            return _fees_from_trades(order_apply_report(order_id=order.pk, report=report), client)
+            return order_apply_exchange_report(order=order, report=report, client=client)
     ExchangeOrder.objects.filter(pk=order.pk).update(submitted_at=timezone.now())
+    order.submitted_at = timezone.now()
     params = {"newClientOrderId": cid}
     if trigger_price is not None:
-        params.update(triggerPrice=float(trigger_price), reduceOnly=True)
+        params.update({"takeProfitPrice" if role == "take_profit" else "stopLossPrice": float(trigger_price), "reduceOnly": True})
+    elif reduce_only:
+        params["reduceOnly"] = True
     try:
         report = client.create_order(market, order_type, side, float(amount), None, params)
     except ccxt.ExchangeError as error:  # the exchange answered no (margin, size, symbol, keys); network errors propagate and are retried
         return _reject(order, f"{type(error).__name__}: {error}"[:255])
-    return _fees_from_trades(order_apply_report(order_id=order.pk, report=report), client)
+    if trigger_price is not None:
+        return _fees_from_trades(order_apply_report(order_id=order.pk, report=report), client)  # just placed: not triggered yet
+    return order_apply_exchange_report(order=order, report=report, client=client)
 
 
 @transaction.atomic
@@ -165,11 +231,10 @@ def account_reconcile(*, account: PaperAccount, client, markets: list[str]) -> R
         if order.submitted_at is None:
             continue
         try:
-            answer = client.fetch_order(None, order.market, params={"origClientOrderId": order.client_order_id})
+            order_refresh(order=order, client=client)
         except ccxt.OrderNotFound:
             report.unexplained.append(f"order {order.client_order_id} was sent but the exchange does not know it")
             continue
-        _fees_from_trades(order_apply_report(order_id=order.pk, report=answer), client)
         report.orders_updated += 1
     for position in client.fetch_positions(markets):
         contracts = _decimal(position.get("contracts")) or Decimal(0)
@@ -207,11 +272,7 @@ def kill_switch(*, client_for, account_id: int | None = None) -> dict[str, int]:
             continue
         client = client_for(account)
         for order in open_orders:
-            try:
-                answer = client.cancel_order(order.exchange_order_id or None, order.market, params={"origClientOrderId": order.client_order_id})
-            except ccxt.OrderNotFound:
-                answer = client.fetch_order(None, order.market, params={"origClientOrderId": order.client_order_id})
-            cancelled[account.name] += order_apply_report(order_id=order.pk, report=answer).status == Status.CANCELLED
+            cancelled[account.name] += order_cancel(order=order, client=client).status == Status.CANCELLED
     scope = "every account" if account_id is None else ", ".join(cancelled)
     logger.warning("KILL SWITCH: %s paused, %d open orders cancelled", scope, sum(cancelled.values()))
     notify("kill_switch", f"kill switch: {scope} paused, {sum(cancelled.values())} open orders cancelled", cancelled=cancelled)

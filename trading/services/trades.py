@@ -18,7 +18,7 @@ from learning.services import store_trade_outcome
 from learning.types import TradeOutcome
 from tradelearn.notifications import notify
 from trading import execution
-from trading.models import PaperAccount, PaperTrade, SignalDecision
+from trading.models import FillSource, PaperAccount, PaperTrade, SignalDecision
 from trading.services.accounts import account_margin
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,16 @@ class Refusal(StrEnum):
     DAILY_LOSS_LIMIT = "daily_loss_limit"
     INSUFFICIENT_BALANCE = "insufficient_balance"
     EXIT_CROSSED_AT_FILL = "exit_crossed_at_fill"
+    NOT_FILLED = "not_filled"  # an exchange account's entry order was not placed, or filled nothing
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportedFill:
+    """A fill as the exchange reported it: average price, quantity and fee (in the quote currency)."""
+
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,7 +176,8 @@ def utc_day_start(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _risk_facts(account: PaperAccount, symbol: str, fill_time: datetime) -> RiskFacts:
+def trade_risk_facts(account: PaperAccount, symbol: str, fill_time: datetime) -> RiskFacts:
+    """The account's risk facts (from the database) for a real trade in `symbol` filled at `fill_time`."""
     real = PaperTrade.objects.filter(account=account, is_shadow=False)
     open_trades = list(real.filter(status=PaperTrade.Status.OPEN).only("symbol", "notional", "leverage"))
     closed = real.filter(status=PaperTrade.Status.CLOSED, exit_time__lte=fill_time)
@@ -214,7 +225,7 @@ def _exit_crossed(side: str, entry_price: Decimal, stop_loss_price, take_profit_
 
 
 @transaction.atomic
-def trade_open(*, account: PaperAccount, request: TradeOpenRequest) -> TradeOpenResult:
+def trade_open(*, account: PaperAccount, request: TradeOpenRequest, fill: ReportedFill | None = None) -> TradeOpenResult:
     """Open a trade decided on the close of a candle, filled at `fill_price`, the next candle's open.
 
     The fill moves against the trade by the account's slippage. A real trade must pass the
@@ -226,6 +237,10 @@ def trade_open(*, account: PaperAccount, request: TradeOpenRequest) -> TradeOpen
     reach it at close. A shadow trade (a skipped signal followed with the same fill rules)
     passes no risk limit, is sized on the balance alone and never touches it. A bad request
     raises ValidationError naming each bad field.
+
+    With `fill` (an exchange account's entry, already filled there) the trade takes the exchange's
+    price, quantity and fee instead of the simulator's, and no risk limit is checked: they were
+    checked before the order was placed, and the books must hold what the exchange holds.
     """
     _validate_open(account=account, request=request, check_decision=True)
     facts = None
@@ -234,8 +249,8 @@ def trade_open(*, account: PaperAccount, request: TradeOpenRequest) -> TradeOpen
         account = PaperAccount.objects.get(pk=account.pk)
     else:
         account = _lock_account(account.pk)
-        facts = _risk_facts(account, request.symbol, request.fill_time)
-    result = trade_prepare_open(account=account, facts=facts, request=request, validated=True)
+        facts = None if fill is not None else trade_risk_facts(account, request.symbol, request.fill_time)
+    result = trade_prepare_open(account=account, facts=facts, request=request, validated=True, fill=fill)
     if result.trade is not None:
         result.trade.save(force_insert=True)
         if not request.is_shadow:
@@ -251,7 +266,8 @@ def trade_open(*, account: PaperAccount, request: TradeOpenRequest) -> TradeOpen
 
 
 def trade_prepare_open(
-    *, account: PaperAccount, facts: RiskFacts | None, request: TradeOpenRequest, validated: bool = False
+    *, account: PaperAccount, facts: RiskFacts | None, request: TradeOpenRequest, validated: bool = False,
+    fill: ReportedFill | None = None,
 ) -> TradeOpenResult:
     """trade_open's rules without the database: the unsaved trade, the account's balance charged its entry fee, or a refusal.
 
@@ -260,13 +276,15 @@ def trade_prepare_open(
     """
     if not validated:
         _validate_open(account=account, request=request, check_decision=False)
-    symbol, side, fill_time, is_shadow = request.symbol, request.side, request.fill_time, request.is_shadow
+    symbol, side, fill_time = request.symbol, request.side, request.fill_time
     if facts is not None:
         refusal = risk_refusal(account, symbol, fill_time, facts)
         if refusal is not None:
             logger.info("Refused %s %s on %s: %s", side, symbol, account, refusal[1])
             return TradeOpenResult(refusal=refusal[0], detail=refusal[1])
 
+    if fill is not None:
+        return TradeOpenResult(trade=_new_trade(account, request, fill.price, fill.quantity, fill.fee, fill_source=FillSource.EXCHANGE))
     entry_price = execution.entry_fill_price(side=side, open_price=request.fill_price, slippage_rate=account.slippage_rate)
     crossed = _exit_crossed(side, entry_price, request.stop_loss_price, request.take_profit_price)
     if crossed is not None:
@@ -288,21 +306,26 @@ def trade_prepare_open(
         logger.info("Refused %s %s on %s: %s", side, symbol, account, detail)
         return TradeOpenResult(refusal=Refusal.INSUFFICIENT_BALANCE, detail=detail)
 
-    notional = execution.notional_for(quantity=quantity, price=entry_price)
-    entry_fee = execution.fee_for(notional=notional, fee_rate=account.fee_rate)
+    entry_fee = execution.fee_for(notional=execution.notional_for(quantity=quantity, price=entry_price), fee_rate=account.fee_rate)
+    return TradeOpenResult(trade=_new_trade(account, request, entry_price, quantity, entry_fee, fill_source=FillSource.PAPER))
+
+
+def _new_trade(account: PaperAccount, request: TradeOpenRequest, entry_price: Decimal, quantity: Decimal, entry_fee: Decimal, *, fill_source: str) -> PaperTrade:
+    """The unsaved trade at this fill; a real trade's entry fee leaves the account's balance now."""
     trade = PaperTrade(
         account=account,
         decision=request.decision,
-        is_shadow=is_shadow,
-        symbol=symbol,
+        is_shadow=request.is_shadow,
+        fill_source=fill_source,
+        symbol=request.symbol,
         timeframe=request.timeframe,
-        side=side,
+        side=request.side,
         strategy_type=request.strategy_type,
-        entry_time=fill_time,
+        entry_time=request.fill_time,
         entry_price=entry_price,
         quantity=quantity,
-        notional=notional,
-        leverage=leverage,
+        notional=execution.notional_for(quantity=quantity, price=entry_price),
+        leverage=request.leverage,
         stop_loss_price=request.stop_loss_price,
         take_profit_price=request.take_profit_price,
         trailing_stop_pct=request.trailing_stop_pct,
@@ -316,9 +339,9 @@ def trade_prepare_open(
         volatility_regime=request.volatility_regime,
         model_versions=request.model_versions or {},
     )
-    if not is_shadow:
+    if not request.is_shadow:
         account.current_balance -= entry_fee
-    return TradeOpenResult(trade=trade)
+    return trade
 
 
 def trade_position(*, trade: PaperTrade, account: PaperAccount) -> execution.Position:
@@ -467,13 +490,16 @@ def _queue_model_update() -> None:
 
 
 @transaction.atomic
-def trade_close(*, trade: PaperTrade, exit_time: datetime, exit_price: Decimal, exit_reason: str) -> PaperTrade:
+def trade_close(
+    *, trade: PaperTrade, exit_time: datetime, exit_price: Decimal, exit_reason: str, exit_fee: Decimal | None = None
+) -> PaperTrade:
     """Close an open trade at `exit_price` (the fill, slippage included) in one transaction.
 
     The trade gets its exit, total fees and net P&L; a real trade's account receives the gross
     P&L minus the exit fee (its entry fee left the balance at open); learning stores the
     outcome (success = net P&L after fees > 0), and after commit the online model update is
     queued. Anything failing rolls all of it back. Raises TradeNotOpen if already closed.
+    `exit_fee` is the exchange's reported fee for an exchange fill; else the account's fee rate applies.
     """
     errors: dict[str, str] = {}
     _positive(exit_price, "exit_price", errors)
@@ -493,7 +519,7 @@ def trade_close(*, trade: PaperTrade, exit_time: datetime, exit_price: Decimal, 
     if account is None:
         account = trade.account
 
-    trade_settle(trade=trade, account=account, exit_time=exit_time, exit_price=exit_price, exit_reason=exit_reason)
+    trade_settle(trade=trade, account=account, exit_time=exit_time, exit_price=exit_price, exit_reason=exit_reason, exit_fee=exit_fee)
     trade.save(update_fields=["status", "exit_time", "exit_price", "exit_reason", "fees", "net_pnl", "pnl_pct"])
     if not trade.is_shadow:
         account.save(update_fields=["current_balance", "updated_at"])
@@ -512,7 +538,9 @@ def trade_close(*, trade: PaperTrade, exit_time: datetime, exit_price: Decimal, 
     return trade
 
 
-def trade_settle(*, trade: PaperTrade, account: PaperAccount, exit_time: datetime, exit_price: Decimal, exit_reason: str) -> None:
+def trade_settle(
+    *, trade: PaperTrade, account: PaperAccount, exit_time: datetime, exit_price: Decimal, exit_reason: str, exit_fee: Decimal | None = None
+) -> None:
     """trade_close's accounting without the database: the trade's exit, fees and net P&L, and the account's balance.
 
     A real trade's account receives the gross P&L minus the exit fee (its entry fee left the
@@ -525,6 +553,7 @@ def trade_settle(*, trade: PaperTrade, account: PaperAccount, exit_time: datetim
         exit_price=exit_price,
         entry_fee=trade.fees,
         fee_rate=account.fee_rate,
+        exit_fee=exit_fee,
     )
     trade.status = PaperTrade.Status.CLOSED
     trade.exit_time = exit_time
