@@ -31,7 +31,7 @@ def engine_tick_task(account_id: int, symbol: str, timeframe: str, exchange: str
 
 @shared_task(name="trading.tasks.schedule_engine_ticks_task", **TASK_OPTIONS)
 def schedule_engine_ticks_task() -> int:
-    """Beat's entry point: poll the market data feed, then queue a tick per account and symbol; returns how many.
+    """Beat's entry point: poll the market data feed, then queue a tick per account and symbol it trades; returns how many.
 
     Ticks run on what is stored whatever the poll did: a failed fetch is recorded, logged once
     per failure streak and backed off (trading.services.feeds), never raised here. With the clock
@@ -41,8 +41,8 @@ def schedule_engine_ticks_task() -> int:
     poll = feed_poll()
     until = None if poll.closed_until is None else poll.closed_until.isoformat()
     queued = 0
-    for account_id in PaperAccount.objects.order_by("pk").values_list("pk", flat=True):
-        for symbol in (normalize_symbol(market) for market in settings.TRADING_MARKETS):
-            engine_tick_task.delay_on_commit(account_id, symbol, settings.TRADING_TIMEFRAME, settings.TRADING_EXCHANGE, until)
+    for account in PaperAccount.objects.order_by("pk").only("pk", "symbols"):
+        for symbol in (normalize_symbol(market) for market in account.traded_markets):
+            engine_tick_task.delay_on_commit(account.pk, symbol, settings.TRADING_TIMEFRAME, settings.TRADING_EXCHANGE, until)
             queued += 1
     return queued

@@ -35,9 +35,9 @@ class CandleAdmin(admin.ModelAdmin):
 class PaperAccountAdmin(admin.ModelAdmin):
     list_display = (
         "name", "system_type", column("starting_balance", money), column("current_balance", money), "is_paused",
-        column("fee_rate", percent), column("slippage_rate", percent), "max_open_positions",
+        column("fee_rate", percent), column("slippage_rate", percent), "max_open_positions", "broker", "traded_markets",
     )  # fmt: skip
-    list_filter = ("system_type", "is_paused")
+    list_filter = ("system_type", "is_paused", "broker")
     search_fields = ("name",)
     readonly_fields = ("current_balance", "created_at", "updated_at")
     actions = ("pause_accounts", "resume_accounts", "kill_switch_accounts")
@@ -50,6 +50,10 @@ class PaperAccountAdmin(admin.ModelAdmin):
         if not change:
             obj.current_balance = obj.starting_balance
         super().save_model(request, obj, form, change)
+
+    @admin.display(description="trades")
+    def traded_markets(self, account):
+        return ", ".join(account.traded_markets) if account.symbols else "all markets"
 
     @admin.action(description="Pause selected accounts (open trades still run to their exits)")
     def pause_accounts(self, request, queryset):
@@ -90,10 +94,10 @@ class PaperTradeAdmin(admin.ModelAdmin):
     list_display = (
         "id", "symbol", "side", "status", column("exit_time", minute), column("net_pnl", money, "net P&L"),
         column("pnl_pct", percent, "P&L %"), "success", "exit_reason", "account_name", column("entry_time", minute),
-        column("entry_price", plain), column("exit_price", plain), "is_shadow",
+        column("entry_price", plain), column("exit_price", plain), "is_shadow", "fill_source",
     )  # fmt: skip
     list_filter = (
-        RealOrShadowFilter, "account", "account__system_type", "symbol", "status", "exit_reason", "side", "strategy_type",
+        RealOrShadowFilter, "fill_source", "account", "account__system_type", "symbol", "status", "exit_reason", "side", "strategy_type",
         "entry_time", "exit_time",
     )  # fmt: skip
     search_fields = ("=id", "symbol", "strategy_type", "account__name")

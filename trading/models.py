@@ -3,6 +3,7 @@
 Prices, quantities and money are Decimal; times are UTC; a candle's time is its open time.
 """
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -71,6 +72,29 @@ class PaperAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.system_type})"
+
+    def clean(self) -> None:
+        """Its symbols must be markets the feed brings candles for (TRADING_MARKETS), each once, spelt as configured there."""
+        from trading.marketdata.naming import normalize_symbol
+
+        symbols = self.symbols if isinstance(self.symbols, list) else None
+        if symbols is None or not all(isinstance(symbol, str) for symbol in symbols):
+            raise ValidationError({"symbols": "Must be a list of market symbols, e.g. [\"BTC/USDT:USDT\"]."})
+        configured = {normalize_symbol(market): market for market in settings.TRADING_MARKETS}
+        unknown = [symbol for symbol in symbols if normalize_symbol(symbol) not in configured]
+        if unknown:
+            raise ValidationError({"symbols": f"{', '.join(unknown)} not among TRADING_MARKETS ({', '.join(settings.TRADING_MARKETS)})."})
+        self.symbols = list(dict.fromkeys(configured[normalize_symbol(symbol)] for symbol in symbols))
+
+    @property
+    def traded_markets(self) -> list[str]:
+        """The markets it trades: its symbols still among TRADING_MARKETS, else (none listed) all of TRADING_MARKETS."""
+        if not self.symbols:
+            return list(settings.TRADING_MARKETS)
+        from trading.marketdata.naming import normalize_symbol
+
+        chosen = {normalize_symbol(symbol) for symbol in self.symbols}
+        return [market for market in settings.TRADING_MARKETS if normalize_symbol(market) in chosen]
 
 
 class SignalDecision(models.Model):

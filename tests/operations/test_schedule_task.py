@@ -49,3 +49,16 @@ def test_the_clock_releases_candles_to_the_ticks_at_its_pace(stored, settings, d
     # hour after the start has closed, the next one has not; nothing later is ticked.
     latest = EngineTick.objects.order_by("-candle_time").values_list("candle_time", flat=True).first()
     assert latest == start + timedelta(hours=1)
+
+
+def test_an_account_ticks_only_the_symbols_it_trades(stored, settings, django_capture_on_commit_callbacks):
+    from trading.services.accounts import account_set_symbols
+
+    settings.MARKET_FEED = "clock"
+    paper, scraping = (account for account, _ in stored)
+    account_set_symbols(account_id=paper.pk, symbols=["ETH/USDT:USDT"])
+    feed_clock_set(speed=360, start=FIRST + timedelta(hours=1050), now=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert schedule_engine_ticks_task() == 3
+    assert sorted(set(EngineTick.objects.filter(account=paper).values_list("symbol", flat=True))) == ["ETHUSDT"]
+    assert sorted(set(EngineTick.objects.filter(account=scraping).values_list("symbol", flat=True))) == ["BTCUSDT", "ETHUSDT"]

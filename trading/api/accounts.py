@@ -1,4 +1,4 @@
-"""REST views of paper accounts: list, create, detail with equity figures, pause and resume."""
+"""REST views of paper accounts: list, create, detail with equity figures, the symbols it trades, pause and resume."""
 from decimal import Decimal
 
 from django.shortcuts import get_object_or_404
@@ -9,7 +9,14 @@ from rest_framework.views import APIView
 
 from learning.models import MONEY, SystemType
 from trading.models import PaperAccount
-from trading.services.accounts import account_create, account_figures, account_pause, account_resume
+from trading.services.accounts import account_create, account_figures, account_pause, account_resume, account_set_symbols
+
+
+def _symbols_field() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=100,
+        help_text="Market symbols it trades, among TRADING_MARKETS (e.g. BTC/USDT:USDT); empty or left out: all of them.",
+    )  # fmt: skip
 
 
 class AccountOutputSerializer(serializers.ModelSerializer):
@@ -18,8 +25,12 @@ class AccountOutputSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "system_type", "starting_balance", "current_balance", "fee_rate", "slippage_rate",
             "is_paused", "max_open_positions", "max_open_per_symbol", "cooldown_minutes", "daily_loss_limit_pct",
-            "max_holding_minutes", "created_at", "updated_at",
+            "max_holding_minutes", "broker", "real_money", "symbols", "traded_markets", "created_at", "updated_at",
         ]  # fmt: skip
+
+    traded_markets = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="Its symbols among TRADING_MARKETS; all of them when it lists none."
+    )
 
 
 class AccountFiguresSerializer(serializers.Serializer):
@@ -59,6 +70,7 @@ class AccountListApi(generics.ListAPIView):
         max_open_positions = serializers.IntegerField(min_value=1, max_value=1000, required=False)
         max_open_per_symbol = serializers.IntegerField(min_value=1, max_value=1000, required=False)
         is_paused = serializers.BooleanField(required=False, default=False, help_text="Create it paused.")
+        symbols = _symbols_field()
 
     @extend_schema(request=AccountCreateInputSerializer, responses={201: AccountDetailOutputSerializer})
     def post(self, request):
@@ -73,9 +85,20 @@ def _detail(account: PaperAccount, status_code: int = status.HTTP_200_OK) -> Res
 
 
 class AccountDetailApi(APIView):
+    class AccountSymbolsInputSerializer(serializers.Serializer):
+        symbols = _symbols_field()
+
     @extend_schema(responses=AccountDetailOutputSerializer)
     def get(self, request, pk: int):
         return _detail(get_object_or_404(PaperAccount, pk=pk))
+
+    @extend_schema(request=AccountSymbolsInputSerializer, responses=AccountDetailOutputSerializer)
+    def patch(self, request, pk: int):
+        """Set the markets the account trades (from its next tick on)."""
+        serializer = self.AccountSymbolsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        account = get_object_or_404(PaperAccount, pk=pk)
+        return _detail(account_set_symbols(account_id=account.pk, symbols=serializer.validated_data.get("symbols", [])))
 
 
 class AccountPauseApi(APIView):

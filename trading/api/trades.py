@@ -29,14 +29,14 @@ class TradeFilter(django_filters.FilterSet):
 
     class Meta:
         model = PaperTrade
-        fields = ["account", "symbol", "timeframe", "status", "side", "exit_reason", "is_shadow", "strategy_type"]
+        fields = ["account", "symbol", "timeframe", "status", "side", "exit_reason", "is_shadow", "fill_source", "strategy_type"]
 
 
 class TradeOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = PaperTrade
         fields = [
-            "id", "account", "decision", "is_shadow", "symbol", "timeframe", "side", "status", "strategy_type",
+            "id", "account", "decision", "is_shadow", "fill_source", "symbol", "timeframe", "side", "status", "strategy_type",
             "entry_time", "entry_price", "exit_time", "exit_price", "quantity", "notional", "leverage",
             "stop_loss_price", "take_profit_price", "trailing_stop_pct", "breakeven_trigger_pct", "best_price",
             "max_holding_minutes", "fees", "net_pnl", "pnl_pct", "exit_reason", "signal_confidence", "ml_score",

@@ -27,8 +27,12 @@ def account_create(
     daily_loss_limit_pct: Decimal | None = None,
     max_holding_minutes: int | None = None,
     is_paused: bool = False,
+    symbols: list[str] | None = None,
 ) -> PaperAccount:
-    """A new account whose current balance is its starting balance; unset limits take the model defaults."""
+    """A new account whose current balance is its starting balance; unset limits take the model defaults.
+
+    `symbols` are the markets it trades (among TRADING_MARKETS); none: all of them.
+    """
     if starting_balance <= 0:
         raise ValidationError({"starting_balance": "Must be greater than zero."})
     limits = {
@@ -46,6 +50,7 @@ def account_create(
         starting_balance=starting_balance,
         current_balance=starting_balance,
         is_paused=is_paused,
+        symbols=list(symbols or []),
         **{field: value for field, value in limits.items() if value is not None},
     )
     account.full_clean()
@@ -73,6 +78,17 @@ def account_pause(*, account_id: int) -> PaperAccount:
 def account_resume(*, account_id: int) -> PaperAccount:
     """Let a paused account open trades again. Idempotent."""
     return _set_paused(account_id, False)
+
+
+@transaction.atomic
+def account_set_symbols(*, account_id: int, symbols: list[str]) -> PaperAccount:
+    """Trade only these markets from the next tick on (an empty list: all of TRADING_MARKETS); open trades elsewhere still run to their exits."""
+    account = PaperAccount.objects.select_for_update(of=("self",)).get(pk=account_id)
+    account.symbols = symbols
+    account.full_clean()
+    account.save(update_fields=["symbols", "updated_at"])
+    logger.info("Account %s trades %s", account, ", ".join(account.traded_markets))
+    return account
 
 
 @dataclass(frozen=True, kw_only=True)

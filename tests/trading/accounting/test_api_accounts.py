@@ -87,3 +87,21 @@ def test_create_rejects_bad_input_with_field_messages(token_client):
     assert set(response.json()["extra"]["fields"]) >= {"system_type", "starting_balance"}
     duplicate = token_client.post("/api/v1/accounts/", {"name": "taken", "system_type": "paper_trading", "starting_balance": "5"}, format="json")
     assert duplicate.status_code == 400 and "name" in duplicate.json()["extra"]["fields"]
+
+
+def test_the_symbols_an_account_trades_are_set_by_patch_and_checked_against_trading_markets(token_client, settings):
+    settings.TRADING_MARKETS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
+    account = PaperAccountFactory()
+    body = token_client.get(f"/api/v1/accounts/{account.pk}/").json()
+    assert (body["symbols"], body["traded_markets"], body["broker"], body["real_money"]) == ([], ["BTC/USDT:USDT", "ETH/USDT:USDT"], "paper", False)
+    response = token_client.patch(f"/api/v1/accounts/{account.pk}/", {"symbols": ["ethusdt"]}, format="json")
+    assert response.status_code == 200 and response.json()["symbols"] == ["ETH/USDT:USDT"] == response.json()["traded_markets"]
+    response = token_client.patch(f"/api/v1/accounts/{account.pk}/", {"symbols": ["ETH/USDT:USDT", "DOGE/USDT:USDT"]}, format="json")
+    assert response.status_code == 400
+    assert "DOGE/USDT:USDT not among TRADING_MARKETS" in str(response.json()["extra"]["fields"]["symbols"])
+    assert token_client.patch(f"/api/v1/accounts/{account.pk}/", {"symbols": "BTC"}, format="json").status_code == 400
+    assert token_client.patch(f"/api/v1/accounts/{account.pk}/", {"symbols": []}, format="json").json()["traded_markets"] == settings.TRADING_MARKETS
+    created = token_client.post(
+        "/api/v1/accounts/", {"name": "eth-only", "system_type": "paper_trading", "starting_balance": "1000", "symbols": ["ETH/USDT:USDT"]}, format="json"
+    )  # fmt: skip
+    assert created.status_code == 201 and created.json()["traded_markets"] == ["ETH/USDT:USDT"]

@@ -49,3 +49,14 @@ def test_errors_name_what_is_wrong():
         run("create", "x", "--engine", "paper_trading", "--balance", "lots")
     with pytest.raises(CommandError, match="starting_balance: Must be greater than zero"):
         run("create", "x", "--engine", "paper_trading", "--balance", "0")
+
+
+def test_symbols_are_shown_set_checked_and_reset(settings):
+    settings.TRADING_MARKETS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
+    assert "trading ETH/USDT:USDT" in run("create", "eth", "--engine", "paper_trading", "--symbols", "ETH/USDT:USDT")
+    assert run("symbols", "eth") == "eth trades ETH/USDT:USDT\n"
+    assert run("symbols", "eth", "BTCUSDT", "ETH/USDT:USDT") == "eth trades BTC/USDT:USDT, ETH/USDT:USDT\n"
+    with pytest.raises(CommandError, match="symbols: SOL/USDT:USDT not among TRADING_MARKETS"):
+        run("symbols", "eth", "SOL/USDT:USDT")
+    assert run("symbols", "eth", "--all") == "eth trades BTC/USDT:USDT, ETH/USDT:USDT (all of TRADING_MARKETS)\n"
+    assert PaperAccount.objects.get(name="eth").symbols == []

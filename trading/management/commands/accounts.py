@@ -1,4 +1,4 @@
-"""Paper accounts from the command line: list, create, pause, resume, and ensure one live account per engine."""
+"""Paper accounts from the command line: list, create, pause, resume, the symbols each trades, and one live account per engine."""
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -7,7 +7,14 @@ from django.core.management.base import BaseCommand, CommandError
 
 from learning.models import SystemType
 from trading.models import PaperAccount
-from trading.services.accounts import account_create, account_figures, account_pause, account_resume, accounts_ensure_live
+from trading.services.accounts import (
+    account_create,
+    account_figures,
+    account_pause,
+    account_resume,
+    account_set_symbols,
+    accounts_ensure_live,
+)
 
 
 def _money(value: str) -> Decimal:
@@ -17,8 +24,15 @@ def _money(value: str) -> Decimal:
         raise CommandError(f"--balance {value!r} is not a number.") from None
 
 
+def _command_error(error: ValidationError) -> CommandError:
+    return CommandError("; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items()))
+
+
 class Command(BaseCommand):
-    help = "Manage paper accounts: list | create NAME --engine ENGINE [--balance N] | pause NAME | resume NAME | ensure-live"
+    help = (
+        "Manage paper accounts: list | create NAME --engine ENGINE [--balance N] [--symbols S ...] | pause NAME | resume NAME"
+        " | symbols NAME [S ...] [--all] | ensure-live"
+    )
 
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True)
@@ -27,6 +41,11 @@ class Command(BaseCommand):
         create.add_argument("name")
         create.add_argument("--engine", required=True, choices=SystemType.values, help="Which engine trades it.")
         create.add_argument("--balance", default=None, help="Starting balance (default TRADING_STARTING_BALANCE).")
+        create.add_argument("--symbols", nargs="+", default=[], help="Markets it trades, among TRADING_MARKETS (default: all).")
+        symbols = actions.add_parser("symbols", help="Show or set the markets an account trades.")
+        symbols.add_argument("account")
+        symbols.add_argument("symbols", nargs="*", help="Markets among TRADING_MARKETS, e.g. BTC/USDT:USDT; none: show them.")
+        symbols.add_argument("--all", action="store_true", help="Trade every market of TRADING_MARKETS again.")
         for name in ("pause", "resume"):
             action = actions.add_parser(name, help=f"{name.capitalize()} an account (by name or id).")
             action.add_argument("account")
@@ -38,10 +57,20 @@ class Command(BaseCommand):
             self._list()
         elif action == "create":
             try:
-                account = account_create(name=options["name"], system_type=options["engine"], starting_balance=balance)
+                account = account_create(name=options["name"], system_type=options["engine"], starting_balance=balance, symbols=options["symbols"])
             except ValidationError as error:
-                raise CommandError("; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items())) from None
-            self.stdout.write(self.style.SUCCESS(f"Created {account} with {account.starting_balance}"))
+                raise _command_error(error) from None
+            self.stdout.write(self.style.SUCCESS(f"Created {account} with {account.starting_balance}, trading {', '.join(account.traded_markets)}"))
+        elif action == "symbols":
+            account = self._find(options["account"])
+            if options["symbols"] or options["all"]:
+                if options["symbols"] and options["all"]:
+                    raise CommandError("Give symbols or --all, not both.")
+                try:
+                    account = account_set_symbols(account_id=account.pk, symbols=options["symbols"])
+                except ValidationError as error:
+                    raise _command_error(error) from None
+            self.stdout.write(f"{account.name} trades {', '.join(account.traded_markets)}{'' if account.symbols else ' (all of TRADING_MARKETS)'}")
         elif action in ("pause", "resume"):
             service = account_pause if action == "pause" else account_resume
             account = service(account_id=self._find(options["account"]).pk)
@@ -66,4 +95,5 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{account.pk:>4}  {account.name:<28} {account.system_type:<16} {'paused' if account.is_paused else 'active':<7}"
                 f" balance {account.current_balance:.2f}  equity {figures.equity:.2f}  open {figures.open_trades}  closed {figures.closed_trades}"
+                f"  {account.broker}  {', '.join(account.traded_markets) if account.symbols else 'all markets'}"
             )
