@@ -5,14 +5,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import (
-    Avg,
     Case,
     Count,
     DecimalField,
     ExpressionWrapper,
     F,
     Func,
-    IntegerField,
     Max,
     OuterRef,
     Q,
@@ -23,18 +21,19 @@ from django.db.models import (
     Window,
 )
 from django.db.models.expressions import RowRange
-from django.db.models.functions import Cast, Floor, Least, TruncDate
+from django.db.models.functions import TruncDate
 
 from learning import selectors as learning_selectors
-from learning.buckets import BUCKET_COUNT, bucket_label
+from learning.buckets import bucket_label
+from learning.models import DailyOutcomes as DailyOutcomeCounts
 from learning.models import (
     FeatureImportance,
     MarketRegimeStats,
     ModelKind,
+    ModelScoreCalibration,
     ModelVersion,
     Side,
     SignalQuality,
-    TrainingRecord,
 )
 from learning.services.aggregates import MODEL_IMPORTANCE_STRATEGY
 from learning.skill import RunningSkill
@@ -102,23 +101,22 @@ class SystemTotals:
 
 
 def learning_progress(*, rolling_days: int = ROLLING_DAYS) -> list[DailyOutcomes]:
-    """Labelled outcomes (taken and shadow) per system and UTC exit day, with a rolling win rate."""
+    """Labelled outcomes (taken and shadow) per system and UTC exit day, with a rolling win rate.
+
+    Read from the daily summary the store keeps with the aggregates (a row per system and day),
+    so the page costs the same at any number of records.
+    """
     rolling = {
         "partition_by": [F("system_type")],
         "order_by": F("day").asc(),
         "frame": RowRange(start=-(rolling_days - 1), end=0),
     }
     rows = (
-        TrainingRecord.objects.annotate(day=TruncDate("exit_time"))
-        .values("system_type", "day")
+        DailyOutcomeCounts.objects.filter(outcomes__gt=0)
+        .values("system_type", "day", "outcomes", "wins", "shadow")
         .annotate(
-            outcomes=Count("id"),
-            wins=Count("id", filter=Q(success=True)),
-            shadow=Count("id", filter=Q(is_shadow=True)),
-        )
-        .annotate(
-            rolling_outcomes=Window(WindowSum(Count("id"), output_field=IntegerField()), **rolling),
-            rolling_wins=Window(WindowSum(Count("id", filter=Q(success=True)), output_field=IntegerField()), **rolling),
+            rolling_outcomes=Window(Sum("outcomes"), **rolling),
+            rolling_wins=Window(Sum("wins"), **rolling),
         )
         .order_by("system_type", "day")
     )
@@ -221,21 +219,14 @@ def calibration_by_confidence() -> list[CalibrationBucket]:
 
 
 def calibration_by_model_score() -> list[CalibrationBucket]:
-    """The hybrid model's ml_score at entry against success, in the confidence buckets' ten ranges."""
-    bucket = Cast(Least(Floor(F("ml_score") * BUCKET_COUNT), Value(BUCKET_COUNT - 1)), IntegerField())
-    rows = (
-        TrainingRecord.objects.filter(ml_score__isnull=False)
-        .annotate(bucket=bucket)
-        .values("bucket")
-        .annotate(count=Count("id"), successes=Count("id", filter=Q(success=True)), predicted=Avg("ml_score"))
-        .order_by("bucket")
-    )
+    """The hybrid model's ml_score at entry against success, in the confidence buckets' ten ranges (from their summary)."""
+    rows = ModelScoreCalibration.objects.filter(outcomes__gt=0).order_by("bucket").values("bucket", "outcomes", "successes", "sum_ml_score")
     return [
         CalibrationBucket(
             bucket=bucket_label(row["bucket"]),
-            count=row["count"],
-            predicted=row["predicted"],
-            realised=row["successes"] / row["count"],
+            count=row["outcomes"],
+            predicted=row["sum_ml_score"] / row["outcomes"],
+            realised=row["successes"] / row["outcomes"],
         )
         for row in rows
     ]

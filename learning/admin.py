@@ -18,7 +18,9 @@ from django.utils.html import format_html, format_html_join
 
 from learning.models import (
     FeatureImportance,
+    DailyOutcomes,
     MarketRegimeStats,
+    ModelScoreCalibration,
     ModelVersion,
     PositionSizing,
     RecentPerformance,
@@ -297,6 +299,21 @@ class RecentPerformanceAdmin(AggregateAdmin):
     )  # fmt: skip
     list_filter = ("system_type", "symbol")
     search_fields = ("symbol",)
+
+
+@admin.register(DailyOutcomes)
+class DailyOutcomesAdmin(AggregateAdmin):
+    list_display = ("system_type", "day", "outcomes", "wins", "shadow", "last_updated")
+    list_filter = ("system_type",)
+    search_fields = ("system_type",)
+    date_hierarchy = "day"
+    ordering = ("-day", "system_type")
+
+
+@admin.register(ModelScoreCalibration)
+class ModelScoreCalibrationAdmin(AggregateAdmin):
+    list_display = ("bucket", "outcomes", "successes", "sum_ml_score", "last_updated")
+    ordering = ("bucket",)
 
 
 @admin.register(ModelVersion)

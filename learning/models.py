@@ -52,7 +52,7 @@ MONEY = {"max_digits": 24, "decimal_places": 10}
 class TrainingRecord(models.Model):
     """One closed trade (taken, or a skipped signal followed as a shadow trade) and its label."""
 
-    trade_id = models.CharField(max_length=64, unique=True)
+    trade_id = models.CharField(max_length=64)
     symbol = models.CharField(max_length=32)
     strategy_type = models.CharField(max_length=64)
     system_type = models.CharField(max_length=32, choices=SystemType.choices)
@@ -85,13 +85,17 @@ class TrainingRecord(models.Model):
     class Meta:
         db_table = "ml_training_data"
         ordering = ["-id"]
+        # Every index is paid for by every store, so only those a query uses (EXPLAINed): the
+        # unique trade_id (as a constraint, which skips the LIKE index Django adds to a unique
+        # CharField; nothing searches trade_id by prefix); the unlearned ids of the online update;
+        # a system's outcomes by exit (recent records, the model's skill, per-system figures);
+        # exits (retention, the latest exit, the admin's dates); symbol then strategy (API filters).
+        # None for success, created_at or confidence_score: no query filters or orders by them.
+        constraints = [models.UniqueConstraint(fields=["trade_id"], name="ml_training_data_trade_id_key")]
         indexes = [
             models.Index(fields=["id"], condition=models.Q(learned_at__isnull=True), name="ml_training_unlearned_idx"),
             models.Index(fields=["symbol", "strategy_type"], name="ml_training_symbol_strat_idx"),
-            models.Index(fields=["system_type"], name="ml_training_system_idx"),
-            models.Index(fields=["success"], name="ml_training_success_idx"),
-            models.Index(fields=["created_at"], name="ml_training_created_idx"),
-            models.Index(fields=["confidence_score"], name="ml_training_confidence_idx"),
+            models.Index(fields=["system_type", "exit_time", "id"], name="ml_training_system_exit_idx"),
             models.Index(fields=["exit_time"], name="ml_training_exit_time_idx"),
         ]
 
@@ -334,6 +338,44 @@ class RecentPerformance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.system_type} {self.symbol}"
+
+
+class DailyOutcomes(models.Model):
+    """Labelled outcomes (taken and shadow) per system and UTC exit day: the dashboard's learning progress,
+    kept with the aggregates so the page never groups the whole training table."""
+
+    system_type = models.CharField(max_length=32, choices=SystemType.choices)
+    day = models.DateField(help_text="The outcomes' exit day (UTC).")
+    outcomes = models.PositiveIntegerField(default=0)
+    wins = models.PositiveIntegerField(default=0)
+    shadow = models.PositiveIntegerField(default=0)
+    last_updated = models.DateTimeField()
+
+    class Meta:
+        db_table = "daily_outcomes_learning"
+        verbose_name_plural = "daily outcomes"
+        constraints = [models.UniqueConstraint(fields=["system_type", "day"], name="daily_outcomes_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.system_type} {self.day}"
+
+
+class ModelScoreCalibration(models.Model):
+    """The hybrid model's probability at entry (ml_score) against success, per tenth of probability:
+    the dashboard's calibration of the model, kept with the aggregates."""
+
+    bucket = models.PositiveSmallIntegerField(help_text="floor(ml_score × 10), 1.0 falling in 9.")
+    outcomes = models.PositiveIntegerField(default=0)
+    successes = models.PositiveIntegerField(default=0)
+    sum_ml_score = models.FloatField(default=0.0)
+    last_updated = models.DateTimeField()
+
+    class Meta:
+        db_table = "model_score_calibration_learning"
+        constraints = [models.UniqueConstraint(fields=["bucket"], name="model_score_calibration_unique_key")]
+
+    def __str__(self) -> str:
+        return f"ml_score bucket {self.bucket}"
 
 
 class ModelKind(models.TextChoices):

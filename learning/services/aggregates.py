@@ -1,4 +1,4 @@
-"""The learned aggregates (five all-time tables and the rolling windows of recent performance): how one outcome updates each, and how all are rebuilt.
+"""The learned aggregates (five all-time tables, the rolling windows of recent performance, the dashboard's two summaries): how one outcome updates each, and how all are rebuilt.
 
 Each aggregate is a fold over training records in recording (id) order. The incremental
 path (`aggregates_apply`, inside the outcome's transaction) and the rebuild
@@ -10,7 +10,8 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from decimal import Decimal
 from functools import reduce
 from itertools import batched
@@ -24,10 +25,12 @@ from django.utils import timezone
 from learning import stats
 from learning.recent import window_entry, window_figures, window_outcomes
 from tradelearn.bulk import bulk_insert, bulk_update_rows
-from learning.buckets import confidence_range, label_midpoint
+from learning.buckets import BUCKET_COUNT, bucket_index, confidence_range, label_midpoint
 from learning.models import (
     ALL_SYMBOLS,
     RECENT_WINDOW_CAPACITY,
+    DailyOutcomes,
+    ModelScoreCalibration,
     FeatureImportance,
     RecentPerformance,
     MarketRegimeStats,
@@ -56,6 +59,8 @@ class OutcomeFacts:
     entry_time: datetime
     exit_time: datetime
     pnl_units: int  # net P&L in units of 1e-10, exactly as stored (the recent record sums these)
+    is_shadow: bool = False
+    ml_score: float | None = None
 
     @classmethod
     def from_record(cls, record) -> "OutcomeFacts":
@@ -80,6 +85,8 @@ class OutcomeFacts:
             entry_time=record.entry_time,
             exit_time=record.exit_time,
             pnl_units=_pnl_units(record.pnl_pct),
+            is_shadow=bool(record.is_shadow),
+            ml_score=record.ml_score,
         )
 
 
@@ -361,6 +368,51 @@ class RecentPerformanceAggregate(Aggregate):
         return Q(system_type=key[0]) if key[1] == ALL_SYMBOLS else Q(system_type=key[0], symbol=key[1])
 
 
+class DailyOutcomesAggregate(Aggregate):
+    """Outcomes, wins and shadow outcomes per system and UTC exit day (the dashboard's learning progress)."""
+
+    model = DailyOutcomes
+    key_fields = ("system_type", "day")
+
+    def keys(self, facts):
+        return [(facts.system_type, facts.exit_time.astimezone(UTC).date())]
+
+    def apply(self, row, facts, key):
+        row.outcomes += 1
+        row.wins += facts.success
+        row.shadow += facts.is_shadow
+
+    def refresh(self, row):
+        pass  # counts only: the page computes its rates and rolling sums from them
+
+    def records_touching(self, key):
+        start = datetime.combine(key[1], dt_time.min, tzinfo=UTC)
+        return Q(system_type=key[0], exit_time__gte=start, exit_time__lt=start + timedelta(days=1))
+
+
+class ModelScoreCalibrationAggregate(Aggregate):
+    """Outcomes, successes and the sum of the model's probability per ml_score bucket (its calibration)."""
+
+    model = ModelScoreCalibration
+    key_fields = ("bucket",)
+
+    def keys(self, facts):
+        return [] if facts.ml_score is None else [(bucket_index(facts.ml_score),)]
+
+    def apply(self, row, facts, key):
+        row.outcomes += 1
+        row.successes += facts.success
+        row.sum_ml_score += facts.ml_score
+
+    def refresh(self, row):
+        pass
+
+    def records_touching(self, key):
+        # A tenth wide, with a margin: a score a rounding below a bucket's edge may still fall in it.
+        low, high = (key[0] - 0.5) / BUCKET_COUNT, (key[0] + 1.5) / BUCKET_COUNT
+        return Q(ml_score__gte=low, ml_score__lt=high) if key[0] < BUCKET_COUNT - 1 else Q(ml_score__gte=low)
+
+
 def payoff_ratio(*, wins: int, losses: int, sum_win_pnl_pct: float, sum_loss_pnl_pct: float, prior_ratio: float) -> float:
     """Average win over average loss, shrunk toward `prior_ratio` while either side is thin."""
     strength = _prior_strength()
@@ -391,8 +443,14 @@ AGGREGATES: tuple[Aggregate, ...] = (
     PositionSizingAggregate(),
     FeatureImportanceAggregate(),
     RecentPerformanceAggregate(),
+    DailyOutcomesAggregate(),
+    ModelScoreCalibrationAggregate(),
 )
 AGGREGATE_MODELS = tuple(aggregate.model for aggregate in AGGREGATES)
+# The summaries that describe the records as they are (the dashboard's), not all that was ever learned.
+RECORD_SUMMARIES: tuple[Aggregate, ...] = tuple(
+    aggregate for aggregate in AGGREGATES if isinstance(aggregate, (DailyOutcomesAggregate, ModelScoreCalibrationAggregate))
+)
 
 
 # Outcomes a rebuild folds at a time: each row's share of a chunk is added at once.
@@ -469,6 +527,7 @@ def _records_in_order(condition: Q | None = None) -> Iterable[OutcomeFacts]:
     fields = (
         "strategy_type", "system_type", "confidence_score", "market_regime", "volatility_regime",
         "success", "pnl_pct", "net_pnl", "duration_minutes", "features", "symbol", "entry_time", "exit_time",
+        "is_shadow", "ml_score",
     )  # fmt: skip
     queryset = TrainingRecord.objects.filter(condition or Q()).order_by("id").values_list(*fields)
     for row in queryset.iterator(chunk_size=2000):
@@ -480,15 +539,15 @@ def _records_in_order(condition: Q | None = None) -> Iterable[OutcomeFacts]:
 
 
 @transaction.atomic
-def aggregates_rebuild() -> dict[str, int]:
-    """Recompute every aggregate from the training records; returns rows per table."""
+def aggregates_rebuild(*, aggregates: Sequence[Aggregate] = AGGREGATES) -> dict[str, int]:
+    """Recompute every aggregate (or those given) from the training records; returns rows per table."""
     _lock_training_records()
     now = timezone.now()
-    states: dict[Aggregate, dict] = {aggregate: {} for aggregate in AGGREGATES}
-    for aggregate in AGGREGATES:
+    states: dict[Aggregate, dict] = {aggregate: {} for aggregate in aggregates}
+    for aggregate in aggregates:
         aggregate.derived_rows().delete()
     for chunk in batched(_records_in_order(), _FOLD_CHUNK):
-        for aggregate in AGGREGATES:
+        for aggregate in aggregates:
             _fold_groups(aggregate, states[aggregate], _grouped(aggregate, chunk))
     counts = {}
     for aggregate, rows in states.items():

@@ -20,7 +20,7 @@ A duplicate trade_id inserts no record, and aggregate rows change only if the re
 import hashlib
 import json
 import weakref
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 
@@ -225,6 +225,9 @@ _SQL = {
     "PositionSizingAggregate": _position_sizing(),
     "FeatureImportanceAggregate": _feature_importance(),
     "RecentPerformanceAggregate": _recent_performance(),
+    # Counts and a sum only: the dashboard computes its figures from them.
+    "DailyOutcomesAggregate": (_added("outcomes", "wins", "shadow"), [], {}),
+    "ModelScoreCalibrationAggregate": (_added("outcomes", "successes", "sum_ml_score"), [], {}),
 }
 # The outcome's facts and the settings the figures use, as one row every upsert can read.
 # The parameters: $1 the record, $2 the outcome's facts and the settings the figures use, then
@@ -291,7 +294,7 @@ _prepared: weakref.WeakSet = weakref.WeakSet()
 def _json_value(value):
     if isinstance(value, Decimal):
         return str(value)  # read by PostgreSQL as numeric, digit for digit
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # a datetime too
         return value.isoformat()
     return value
 

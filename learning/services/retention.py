@@ -2,6 +2,8 @@
 
 The aggregates are left as they are on purpose: they summarise everything ever learned,
 including pruned trades. A later `rebuild_learning_stats` reflects only the kept records.
+The dashboard's two summaries (outcomes per day, the model's calibration) describe the records
+as they are, so they are rebuilt once the pruning has deleted any.
 """
 from datetime import datetime, timedelta
 
@@ -10,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from learning.models import TrainingRecord
+from learning.services.aggregates import RECORD_SUMMARIES, aggregates_rebuild
 
 
 def training_records_prune(*, now: datetime | None = None, batch_size: int = 5000) -> int:
@@ -21,5 +24,7 @@ def training_records_prune(*, now: datetime | None = None, batch_size: int = 500
         with transaction.atomic():
             ids = list(TrainingRecord.objects.filter(exit_time__lt=cutoff).order_by("id").values_list("id", flat=True)[:batch_size])
             if not ids:
+                if deleted:
+                    aggregates_rebuild(aggregates=RECORD_SUMMARIES)
                 return deleted
             deleted += TrainingRecord.objects.filter(id__in=ids).delete()[0]
