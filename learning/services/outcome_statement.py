@@ -23,6 +23,7 @@ import weakref
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connection, models
@@ -179,13 +180,30 @@ def _recent_performance() -> tuple[dict, list, dict]:
     # The window keeps the RECENT_WINDOW_CAPACITY largest entries in exit order: [exit µs, entry µs,
     # symbol, P&L units, success] compared as Python compares the lists (symbols by code point).
     sums = {**_added("total_outcomes"), "window": "t.window || excluded.window"}
-    order = "(e ->> 0)::bigint, (e ->> 1)::bigint, (e ->> 2) COLLATE \"C\", (e ->> 3)::bigint, (e ->> 4)::boolean"
-    kept = (
-        "SELECT jsonb_agg(w.e ORDER BY w.position) AS window, count(*) AS size FROM ("
+    def order_of(e: str) -> str:
+        return f"({e} ->> 0)::bigint, ({e} ->> 1)::bigint, ({e} ->> 2) COLLATE \"C\", ({e} ->> 3)::bigint, ({e} ->> 4)::boolean"
+
+    order = order_of("e")
+    sorted_window = (
+        "SELECT jsonb_agg(w.e ORDER BY w.position) FROM ("
         f"SELECT e, row_number() OVER (ORDER BY {order}) AS position, count(*) OVER () AS total "
         "FROM jsonb_array_elements(n.window) AS e) AS w "
         f"WHERE w.position > w.total - {RECENT_WINDOW_CAPACITY}"
     )
+    # Without a sort in the two usual cases (bisect.insort puts an entry after those equal to it): an
+    # outcome that sorts after the window's last entry (exit order) is appended, the oldest entry
+    # dropped if the window is full; one that sorts before the first entry of a full window is
+    # dropped at once. Any other is merged by the sort.
+    new, last, first = order_of("(excluded.window -> 0)"), order_of("(t.window -> -1)"), order_of("(t.window -> 0)")
+    full = f"jsonb_array_length(t.window) >= {RECENT_WINDOW_CAPACITY}"
+    appended = f"CASE WHEN jsonb_array_length(n.window) > {RECENT_WINDOW_CAPACITY} THEN n.window - 0 ELSE n.window END"
+    merged = (
+        f"CASE WHEN jsonb_array_length(t.window) = 0 OR ROW({last}) <= ROW({new}) THEN {appended} "
+        f"WHEN {full} AND ROW({new}) <= ROW({first}) THEN t.window ELSE ({sorted_window}) END"
+    )
+    # OFFSET 0 keeps the planner from pulling the CASE, and the size, up into every later use of
+    # them: each would merge again, or read the stored (compressed) window again.
+    kept = f"SELECT m.window, jsonb_array_length(m.window) AS size FROM (SELECT {merged} AS window OFFSET 0) AS m OFFSET 0"
     # window_figures: over the last 20 and 50 entries (of a window that is never empty here).
     def last(count: int) -> str:
         return f"x.position > s1.size - {count}"
@@ -299,11 +317,31 @@ def _json_value(value):
     return value
 
 
-def _json_row(fields: list[models.Field], obj: models.Model) -> dict:
-    for field in fields:
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            field.pre_save(obj, add=True)
-    return {field.column: _json_value(getattr(obj, field.attname)) for field in fields}
+@lru_cache(maxsize=None)
+def _layout(model: type[models.Model]) -> tuple[tuple[tuple[str, str], ...], tuple[models.Field, ...], tuple[tuple[str, object], ...]]:
+    """A table's (column, attribute) pairs, its auto_now fields, and each attribute's default maker."""
+    fields = _columns(model)
+    return (
+        tuple((field.column, field.attname) for field in fields),
+        tuple(field for field in fields if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)),
+        tuple((field.attname, field.get_default) for field in fields),
+    )
+
+
+def _json_row(model: type[models.Model], obj) -> dict:
+    columns, stamped, _ = _layout(model)
+    for field in stamped:
+        field.pre_save(obj, add=True)
+    return {column: _json_value(getattr(obj, attname)) for column, attname in columns}
+
+
+def _fresh_row(aggregate: Aggregate, key: tuple) -> SimpleNamespace:
+    """aggregate.new_row(key) as the fold sees it (each field's default, the key set), without a model
+    instance's set-up, which took most of a store's time in Python."""
+    row = SimpleNamespace(**{attname: default() for attname, default in _layout(aggregate.model)[2]})
+    for name, value in zip(aggregate.key_fields, key, strict=True):
+        setattr(row, name, value)
+    return row
 
 
 class FloatOutOfRange(Exception):
@@ -359,15 +397,14 @@ def store_one_postgresql(record: TrainingRecord, *, now: datetime) -> bool:
 
 
 def _parameters(record: TrainingRecord, facts: OutcomeFacts, facts_json: dict, now: datetime) -> list[str]:
-    params = [json.dumps(_json_row(_columns(TrainingRecord), record), allow_nan=False), json.dumps(facts_json, allow_nan=False)]
+    params = [json.dumps(_json_row(TrainingRecord, record), allow_nan=False), json.dumps(facts_json, allow_nan=False)]
     for aggregate in AGGREGATES:
         rows = []
         for key in sorted(aggregate.keys(facts)):  # a fixed order, so concurrent stores lock rows alike
-            row = aggregate.new_row(key)
+            row = _fresh_row(aggregate, key)
             aggregate.apply_all(row, [facts], key)
             aggregate.refresh(row)
             row.last_updated = now
             rows.append(row)
-        fields = _columns(aggregate.model)
-        params.append(json.dumps([_json_row(fields, row) for row in rows], allow_nan=False))
+        params.append(json.dumps([_json_row(aggregate.model, row) for row in rows], allow_nan=False))
     return params

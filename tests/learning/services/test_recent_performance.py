@@ -74,3 +74,34 @@ def test_a_replay_session_keeps_the_windows_in_memory_as_the_store_does():
     for (system, symbol), features in in_memory.items():
         assert features == recent_record_features(system_type=system, symbol=symbol, at=at)
         assert features["recent_symbol_count"] == 50
+
+
+def test_one_statement_stores_keep_the_windows_the_fold_keeps_in_order_late_and_too_old():
+    """Single stores on PostgreSQL take each window path of the statement: an outcome after the window's
+    last (appended, the oldest dropped), one before a full window's first (dropped at once), and one in
+    between (merged by the sort); ties on exit times included. After each, the rebuild folds the same."""
+    from django.core.management import call_command
+
+    from learning.services import store_trade_outcome
+    from tests.conftest import aggregates_snapshot
+
+    def store(exit_times):
+        for exit_time in exit_times:
+            outcome = TradeOutcomeFactory(
+                system_type="paper_trading", symbol="BTCUSDT", entry_time=exit_time - timedelta(hours=3), exit_time=exit_time
+            )
+            store_trade_outcome(outcome=outcome)
+        incremental = aggregates_snapshot()
+        call_command("rebuild_learning_stats", stdout=open("/dev/null", "w"))
+        assert aggregates_snapshot() == incremental
+        return incremental["recent_performance_learning"]
+
+    rng = random.Random(11)
+    hours = [START + timedelta(hours=half / 2) for half in range(300)]  # two exits an hour apart, ties within
+    windows = store(hours[100:250])  # in exit order: appended, the oldest dropped once full
+    assert all(len(row["window"]) == 100 for row in windows.values())
+    kept = {key: row["window"] for key, row in windows.items()}
+    # Before the full windows' first entry: dropped, the windows unchanged.
+    assert {key: row["window"] for key, row in store(rng.sample(hours[:100], 20)).items()} == kept
+    store(rng.sample(hours[150:250], 20))  # within: merged by the sort
+    store(hours[250:])
