@@ -28,6 +28,7 @@ def account_create(
     max_holding_minutes: int | None = None,
     is_paused: bool = False,
     symbols: list[str] | None = None,
+    broker: str = "paper",
 ) -> PaperAccount:
     """A new account whose current balance is its starting balance; unset limits take the model defaults.
 
@@ -51,6 +52,7 @@ def account_create(
         current_balance=starting_balance,
         is_paused=is_paused,
         symbols=list(symbols or []),
+        broker=broker,
         **{field: value for field, value in limits.items() if value is not None},
     )
     account.full_clean()

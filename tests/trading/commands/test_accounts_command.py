@@ -60,3 +60,5 @@ def test_symbols_are_shown_set_checked_and_reset(settings):
         run("symbols", "eth", "SOL/USDT:USDT")
     assert run("symbols", "eth", "--all") == "eth trades BTC/USDT:USDT, ETH/USDT:USDT (all of TRADING_MARKETS)\n"
     assert PaperAccount.objects.get(name="eth").symbols == []
+    assert "on the exchange" in run("create", "testnet", "--engine", "paper_trading", "--broker", "exchange")
+    assert PaperAccount.objects.get(name="testnet").broker == "exchange"

@@ -30,7 +30,7 @@ def _command_error(error: ValidationError) -> CommandError:
 
 class Command(BaseCommand):
     help = (
-        "Manage paper accounts: list | create NAME --engine ENGINE [--balance N] [--symbols S ...] | pause NAME | resume NAME"
+        "Manage paper accounts: list | create NAME --engine ENGINE [--balance N] [--symbols S ...] [--broker B] | pause NAME | resume NAME"
         " | symbols NAME [S ...] [--all] | ensure-live"
     )
 
@@ -42,6 +42,7 @@ class Command(BaseCommand):
         create.add_argument("--engine", required=True, choices=SystemType.values, help="Which engine trades it.")
         create.add_argument("--balance", default=None, help="Starting balance (default TRADING_STARTING_BALANCE).")
         create.add_argument("--symbols", nargs="+", default=[], help="Markets it trades, among TRADING_MARKETS (default: all).")
+        create.add_argument("--broker", choices=("paper", "exchange"), default="paper", help="Fill on the simulator or on TRADING_EXCHANGE (its testnet).")
         symbols = actions.add_parser("symbols", help="Show or set the markets an account trades.")
         symbols.add_argument("account")
         symbols.add_argument("symbols", nargs="*", help="Markets among TRADING_MARKETS, e.g. BTC/USDT:USDT; none: show them.")
@@ -57,10 +58,11 @@ class Command(BaseCommand):
             self._list()
         elif action == "create":
             try:
-                account = account_create(name=options["name"], system_type=options["engine"], starting_balance=balance, symbols=options["symbols"])
+                account = account_create(name=options["name"], system_type=options["engine"], starting_balance=balance, symbols=options["symbols"], broker=options["broker"])
             except ValidationError as error:
                 raise _command_error(error) from None
-            self.stdout.write(self.style.SUCCESS(f"Created {account} with {account.starting_balance}, trading {', '.join(account.traded_markets)}"))
+            where = "" if account.broker == "paper" else " on the exchange"
+            self.stdout.write(self.style.SUCCESS(f"Created {account} with {account.starting_balance}, trading {', '.join(account.traded_markets)}{where}"))
         elif action == "symbols":
             account = self._find(options["account"])
             if options["symbols"] or options["all"]:
