@@ -407,19 +407,25 @@ def hybrid_status() -> dict:
 
 
 # Outcomes read per system for the model's running skill: its window plus history for the base rate.
-_SKILL_HISTORY = 4 * 500
+SKILL_HISTORY = 4 * 500
+
+
+def scored_history(*, system_type: str) -> list[ScoredOutcome]:
+    """A system's last SKILL_HISTORY outcomes in exit order, each with the model's probability at entry."""
+    rows = list(
+        TrainingRecord.objects.filter(system_type=system_type)
+        .order_by("-exit_time", "-pk")
+        .values_list("entry_time", "exit_time", "ml_score", "success")[:SKILL_HISTORY]
+    )
+    rows.reverse()
+    return [ScoredOutcome(entry_time=entry, exit_time=exit_, ml_score=score, success=success) for entry, exit_, score, success in rows]
+
+
+def model_skill(*, system_type: str) -> RunningSkill:
+    """The hybrid model's running out-of-sample skill over a system's recent outcomes (learning.skill)."""
+    return running_skill(scored_history(system_type=system_type))
 
 
 def model_skill_by_system() -> dict[str, RunningSkill]:
-    """Per system, the hybrid model's running out-of-sample skill over its recent outcomes (learning.skill)."""
-    result = {}
-    for system in SystemType.values:
-        rows = list(
-            TrainingRecord.objects.filter(system_type=system)
-            .order_by("-exit_time", "-pk")
-            .values_list("entry_time", "exit_time", "ml_score", "success")[:_SKILL_HISTORY]
-        )
-        rows.reverse()
-        history = [ScoredOutcome(entry_time=entry, exit_time=exit_, ml_score=score, success=success) for entry, exit_, score, success in rows]
-        result[system] = running_skill(history)
-    return result
+    """model_skill of every system."""
+    return {system: model_skill(system_type=system) for system in SystemType.values}

@@ -55,6 +55,7 @@ class SignalContext:
     market_regime: str
     volatility_regime: str
     symbol: str = ""
+    # A model's probability of a net profit that has earned its say: when given, it is the win rate.
     ml_score: float | None = None
     # The trade's planned exits, as fractions of entry price, net of fees: the payoff prior.
     take_profit_pct: float | None = None

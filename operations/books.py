@@ -18,6 +18,7 @@ from django.db.models.functions import TruncDate
 
 from learning.ml.hybrid import HybridPrediction
 from learning.services.session import LearningSession
+from learning.skill import RunningSkill
 from learning.types import SignalContext, SignalRecommendation, TradeOutcome
 from tradelearn.bulk import bulk_insert, bulk_update_rows
 from trading import execution
@@ -135,6 +136,9 @@ class MemoryBooks:
 
     def recent_record(self, *, system_type: str, symbol: str, at: datetime) -> dict[str, float]:
         return self.learning.recent_record(system_type=system_type, symbol=symbol, at=at)
+
+    def model_skill(self, system_type: str) -> RunningSkill:
+        return self.learning.model_skill(system_type)
 
     def write(self) -> dict[str, str]:
         """Write the account's new and changed rows (call inside a transaction); returns learning's trade ids."""

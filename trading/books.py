@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Protocol
 
 from learning.ml.hybrid import HybridPrediction
-from learning.selectors import recent_record_features
+from learning.selectors import model_skill, recent_record_features
 from learning.services import get_signal_recommendation
 from learning.services.prediction import hybrid_predict
+from learning.skill import RunningSkill
 from learning.types import SignalContext, SignalRecommendation
 from trading import execution
 from trading.models import PaperAccount, PaperTrade, SignalDecision
@@ -55,6 +56,10 @@ class Books(Protocol):
 
     def recent_record(self, *, system_type: str, symbol: str, at: datetime) -> dict[str, float]: ...
 
+    def model_skill(self, system_type: str) -> RunningSkill:
+        """The model's running out-of-sample skill on the system's recent outcomes (the honesty guard's measure)."""
+        ...
+
 
 class DatabaseBooks:
     """Every decision, fill and exit written as it happens: the live path."""
@@ -94,3 +99,6 @@ class DatabaseBooks:
 
     def recent_record(self, *, system_type: str, symbol: str, at: datetime) -> dict[str, float]:
         return recent_record_features(system_type=system_type, symbol=symbol, at=at)
+
+    def model_skill(self, system_type: str) -> RunningSkill:
+        return model_skill(system_type=system_type)

@@ -355,13 +355,23 @@ class TradingEngine:
             ),
             **signed_features(bar.features, side),
         }
-        model_probability, model_versions = None, {}
+        model_probability, model_versions, model_note = None, {}, None
         if self.use_model:
             prediction = self.books.predict({name: features[name] for name in current_feature_schema().names})
             if prediction.model_probabilities:
                 model_probability = prediction.probability
                 model_versions = {kind: version for kind, version in prediction.versions.items() if version}
-        confidence = combined_confidence(proposal.confidence, model_probability)
+        # The probability is always recorded (it is how the model's skill is measured), but it
+        # decides only while that skill beats the running base rate (the honesty guard).
+        deciding_probability = model_probability
+        if model_probability is not None and settings.LEARNING_MODEL_GUARD:
+            skill = self.books.model_skill(self.system_type)
+            if skill.trusted:
+                model_note = f"Model trusted: {skill.reason}; its probability {model_probability:.1%} is the win rate."
+            else:
+                deciding_probability = None
+                model_note = f"Model has no say: {skill.reason}; deciding on the learned statistics alone."
+        confidence = combined_confidence(proposal.confidence, deciding_probability)
         plan = {
             "stop_distance_pct": proposal.stop_distance_pct,
             "target_distance_pct": proposal.target_distance_pct,
@@ -379,7 +389,7 @@ class TradingEngine:
                     market_regime=bar.market_regime,
                     volatility_regime=bar.volatility_regime,
                     symbol=bar.symbol,
-                    ml_score=model_probability,
+                    ml_score=deciding_probability,
                     # Planned exits net of both fees: the payoff the learner starts from.
                     take_profit_pct=max(proposal.target_distance_pct - 2 * fee, 1e-6),
                     stop_loss_pct=proposal.stop_distance_pct + 2 * fee,
@@ -387,6 +397,9 @@ class TradingEngine:
             )
             taken, recommendation = advice.should_take_trade, asdict(advice)
             plan["size"] = advice.recommended_position_size
+            if model_note:
+                recommendation["reasoning"] = f"{model_note} {recommendation['reasoning']}"
+            recommendation["model_trusted"] = deciding_probability is not None
         else:
             taken, recommendation = True, {"reasoning": "baseline: technical signals only, fixed size"}
         recommendation["plan"] = plan

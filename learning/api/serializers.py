@@ -80,7 +80,10 @@ class SignalContextInputSerializer(serializers.Serializer):
     market_regime = serializers.ChoiceField(choices=MarketRegime.choices)
     volatility_regime = serializers.ChoiceField(choices=VolatilityRegime.choices)
     symbol = serializers.CharField(max_length=32, required=False, default="")
-    ml_score = FiniteFloatField(min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None)
+    ml_score = FiniteFloatField(
+        min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None,
+        help_text="A trusted model's probability of a net profit: when given, it is the win rate the expected P&L uses.",
+    )  # fmt: skip
     # Bounded (1,000 %) so the expected P&L computed from them stays finite: 1e308 made it -inf,
     # which JSON cannot carry, and the response a 500 (found by tests/reliability/test_api_fuzz.py).
     take_profit_pct = FiniteFloatField(min_value=0.0, max_value=10.0, required=False, allow_null=True, default=None)

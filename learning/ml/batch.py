@@ -201,6 +201,58 @@ class BatchModel:
         return cls(kind=state["kind"], estimator=state["estimator"], calibration=state["calibration"])
 
 
+# The feature that tells the trading systems apart, and its value for each (feature schema v2).
+SYSTEM_COLUMN = "is_profit_scraping"
+SYSTEMS = {"paper_trading": 0.0, "profit_scraping": 1.0}
+
+
+class SystemSplitModel:
+    """One BatchModel per trading system, chosen by the system's feature, and a pooled one for a system without its own."""
+
+    def __init__(self, *, column: int, parts: dict[str, BatchModel], pooled: BatchModel):
+        self.column, self.parts, self.pooled = column, dict(parts), pooled
+        self.kind, self.n_features = pooled.kind, pooled.n_features
+        self._by_value = {SYSTEMS[name]: part for name, part in self.parts.items()}
+
+    def _part(self, value: float) -> BatchModel:
+        return self._by_value.get(value, self.pooled)
+
+    def predict_proba(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        positive = self.pooled.predict_proba(X)[:, 1]
+        for value, part in self._by_value.items():
+            rows = X[:, self.column] == value
+            if rows.any():
+                positive[rows] = part.predict_proba(X[rows])[:, 1]
+        return np.column_stack([1.0 - positive, positive])
+
+    def predict_one(self, x: np.ndarray) -> float:
+        if x.shape != (self.n_features,):
+            raise ValueError(f"expected a vector of {self.n_features} features, got shape {x.shape}")
+        return self._part(float(x[self.column])).predict_one(x)
+
+    def get_state(self) -> dict:
+        return {
+            "kind": self.kind,
+            "column": self.column,
+            "parts": {name: part.get_state() for name, part in self.parts.items()},
+            "pooled": self.pooled.get_state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "SystemSplitModel":
+        return cls(
+            column=int(state["column"]),
+            parts={name: BatchModel.from_state(part) for name, part in state["parts"].items()},
+            pooled=BatchModel.from_state(state["pooled"]),
+        )
+
+
+def batch_model_from_state(state: dict) -> "BatchModel | SystemSplitModel":
+    """The batch model a stored state describes: one estimator, or one per system."""
+    return SystemSplitModel.from_state(state) if "parts" in state else BatchModel.from_state(state)
+
+
 @dataclass(frozen=True)
 class BatchTrainingResult:
     """A trained batch model and how it did on the newest trades, which it was not trained on.
@@ -245,13 +297,23 @@ def _require_trainable(name: str, outcomes: np.ndarray, minimum: int) -> None:
 
 
 def _permutation_importance(
-    model: BatchModel, X: np.ndarray, y: np.ndarray, feature_names: Sequence[str], *, random_state: int
+    model: BatchModel | SystemSplitModel, X: np.ndarray, y: np.ndarray, feature_names: Sequence[str], *, random_state: int
 ) -> dict[str, float]:
     """Mean rise in log-loss when one feature's values are shuffled across the trades.
 
     sklearn's permutation_importance only accepts estimators with `fit`; this scores the
-    calibrated model itself, which is what trading decisions use.
+    calibrated model itself, which is what trading decisions use. A model per system is scored
+    per system, on its own trades, and the figures averaged by the systems' shares of the trades.
     """
+    if isinstance(model, SystemSplitModel):
+        served = np.array([model._part(value) for value in X[:, model.column]], dtype=object)
+        total = dict.fromkeys(feature_names, 0.0)
+        for part in {id(part): part for part in served}.values():
+            rows = np.flatnonzero(served == part)
+            share = len(rows) / len(X)
+            for name, value in _permutation_importance(part, X[rows], y[rows], feature_names, random_state=random_state).items():
+                total[name] += share * value
+        return total
     rng = np.random.default_rng(random_state)
     permutations = [[rng.permutation(X[:, column]) for _ in range(PERMUTATION_REPEATS)] for column in range(len(feature_names))]
     baseline = metrics.log_loss(y, model.predict_proba(X)[:, 1])
@@ -321,6 +383,20 @@ def _permuted_tree_scores(estimator: HistGradientBoostingClassifier, X: np.ndarr
     return scores
 
 
+def _cross_fitted(scores: np.ndarray, outcomes: np.ndarray, method: CalibrationMethod) -> np.ndarray:
+    """Each half of a validation window calibrated by a mapping learned on the other half: scores not flattered by calibration."""
+    half = len(outcomes) // 2
+    earlier, later = slice(None, half), slice(half, None)
+    return np.concatenate([
+        _calibrate(_fit_calibration(scores[later], outcomes[later], method), scores[earlier]),
+        _calibrate(_fit_calibration(scores[earlier], outcomes[earlier], method), scores[later]),
+    ])
+
+
+def _trainable(outcomes: np.ndarray, minimum: int) -> bool:
+    return outcomes.size >= minimum and np.unique(outcomes).size == 2
+
+
 def train_batch_model(
     X,
     y,
@@ -330,11 +406,15 @@ def train_batch_model(
     kind: BatchKind = "logistic",
     calibration: CalibrationMethod = "sigmoid",
     feature_names: Sequence[str] | None = None,
+    per_system: bool = False,
     random_state: int = 0,
 ) -> BatchTrainingResult:
     """Train on the older trades, calibrate and evaluate on the newest ones (never shuffled).
 
-    `feature_names` name X's columns (by default the current feature schema's).
+    `feature_names` name X's columns (by default the current feature schema's). With
+    `per_system`, each trading system whose own trades suffice (column SYSTEM_COLUMN tells them
+    apart) gets its own estimator and calibration, and a pooled one serves the others: the
+    systems' outcomes follow different rules, and one calibration over both is wrong within each.
     """
     feature_names = current_feature_schema().names if feature_names is None else feature_names
     features = np.asarray(X, dtype=np.float64)
@@ -354,23 +434,26 @@ def train_batch_model(
     _require_trainable("training", outcomes[train_rows], MIN_TRAINING_ROWS)
     _require_trainable("validation", outcomes[validation_rows], MIN_VALIDATION_ROWS)
 
-    with _one_openmp_thread():
-        estimator = _fit_estimator(kind, features[train_rows], outcomes[train_rows], random_state)
-    validation_features, validation_outcomes = features[validation_rows], outcomes[validation_rows]
-    with _one_openmp_thread():
-        scores = estimator.decision_function(validation_features)
+    def fit(train: np.ndarray, validation: np.ndarray) -> tuple[BatchModel, np.ndarray]:
+        """A model fitted on rows `train`, calibrated on rows `validation`, and its cross-fitted validation probabilities."""
+        with _one_openmp_thread():
+            estimator = _fit_estimator(kind, features[train], outcomes[train], random_state)
+            scores = estimator.decision_function(features[validation])
+        model = BatchModel(kind=kind, estimator=estimator, calibration=_fit_calibration(scores, outcomes[validation], calibration))
+        return model, _cross_fitted(scores, outcomes[validation], calibration)
 
-    half = len(validation_rows) // 2
-    earlier, later = slice(None, half), slice(half, None)
-    cross_fitted = np.concatenate([
-        _calibrate(_fit_calibration(scores[later], validation_outcomes[later], calibration), scores[earlier]),
-        _calibrate(_fit_calibration(scores[earlier], validation_outcomes[earlier], calibration), scores[later]),
-    ])
-    model = BatchModel(
-        kind=kind,
-        estimator=estimator,
-        calibration=_fit_calibration(scores, validation_outcomes, calibration),
-    )
+    model, cross_fitted = fit(train_rows, validation_rows)
+    if per_system and SYSTEM_COLUMN in feature_names:
+        column = list(feature_names).index(SYSTEM_COLUMN)
+        parts = {}
+        for name, value in SYSTEMS.items():
+            own_train = train_rows[features[train_rows, column] == value]
+            in_validation = features[validation_rows, column] == value
+            own_validation = validation_rows[in_validation]
+            if _trainable(outcomes[own_train], MIN_TRAINING_ROWS) and _trainable(outcomes[own_validation], MIN_VALIDATION_ROWS):
+                parts[name], cross_fitted[in_validation] = fit(own_train, own_validation)
+        model = SystemSplitModel(column=column, parts=parts, pooled=model)
+    validation_features, validation_outcomes = features[validation_rows], outcomes[validation_rows]
     return BatchTrainingResult(
         model=model,
         metrics=metrics.classification_metrics(validation_outcomes, cross_fitted),

@@ -1,10 +1,13 @@
-"""Should this signal be taken, and how large? Answered from the learned statistics.
+"""Should this signal be taken, and how large? Answered by expected net P&L after fees, from the learned statistics.
 
 Thin history must not swing a decision, so every figure is a posterior mean: the win rate of
 the signal's context (strategy, system, confidence range, market and volatility regime) is
 shrunk toward its calibrated confidence (a Beta prior worth LEARNING_PRIOR_STRENGTH trades),
 and the other system's trades in the same conditions (whatever its strategy) count as extra
 evidence with weight LEARNING_TRANSFER_WEIGHT, fading as this system's own history grows.
+A model probability (`ml_score`), when the caller gives one, replaces that win rate: the caller
+gives it only while the model beats the running base rate on this system's recent outcomes.
+The payoff (average net win and loss) is always the learned one, shrunk toward the plan's exits.
 """
 import functools
 import math
@@ -173,7 +176,10 @@ def get_signal_recommendation(*, context: SignalContext, evidence: EvidenceSourc
     wins = own["wins"] + transfer * other["wins"]
     sum_win = own["sum_win"] + transfer * other["sum_win"]
     sum_loss = own["sum_loss"] + transfer * other["sum_loss"]
-    win_rate = stats.shrink(wins, trades, prior_mean=calibrated, prior_strength=strength)
+    statistics_win_rate = stats.shrink(wins, trades, prior_mean=calibrated, prior_strength=strength)
+    # A model probability given here has earned its say (the engine's honesty guard): it is the
+    # win rate, and the learned statistics supply the payoff.
+    win_rate = statistics_win_rate if context.ml_score is None else context.ml_score
 
     prior_win = context.take_profit_pct or _DEFAULT_MOVE_PCT
     prior_loss = context.stop_loss_pct or _DEFAULT_MOVE_PCT
@@ -209,11 +215,15 @@ def get_signal_recommendation(*, context: SignalContext, evidence: EvidenceSourc
     else:
         verdict = f"take, size {size:.2%} of equity (fractional Kelly)."
     other_name = SystemType.PROFIT_SCRAPING if context.system_type == SystemType.PAPER_TRADING else SystemType.PAPER_TRADING
+    if context.ml_score is None:
+        win_source = f"Win rate {win_rate:.1%} rests on"
+    else:
+        win_source = f"Win rate {win_rate:.1%} is the model's (the learned statistics say {statistics_win_rate:.1%}, from"
     reasoning = (
-        f"Win rate {win_rate:.1%} rests on {own['trades']} {context.system_type} trades of {context.strategy_type} "
+        f"{win_source} {own['trades']} {context.system_type} trades of {context.strategy_type} "
         f"at confidence {cell_range} in {context.market_regime}/{context.volatility_regime}"
         f" and {other['trades']} {other_name} trades in the same conditions weighted {transfer:.2f} each,"
-        f" shrunk toward the calibrated confidence {calibrated:.1%} (prior worth {strength:g} trades)."
+        f" shrunk toward the calibrated confidence {calibrated:.1%} (prior worth {strength:g} trades){')' if context.ml_score is not None else ''}."
         f" Expected net {expected_pnl:+.2%} per trade (avg win {avg_win:.2%}, avg loss {avg_loss:.2%})"
         f" → {verdict}"
     )

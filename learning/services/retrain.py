@@ -161,7 +161,7 @@ def _batch_retrain(*, as_of: datetime | None) -> RetrainResult:
         return batch_no_version(problem)
     times = np.array([exit_time.timestamp() for exit_time in exit_times])
     try:
-        result = train_batch_model(X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND)
+        result = train_batch_model(X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND, per_system=settings.LEARNING_BATCH_PER_SYSTEM)
     except ValueError as error:
         return batch_no_version(str(error))
     return batch_version_adopt(result=result, X=X, y=y, ids=ids, exit_times=exit_times)

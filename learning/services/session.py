@@ -19,7 +19,7 @@ import copy
 import dataclasses
 import functools
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -35,8 +35,8 @@ from learning.ml.batch import train_batch_artifact
 from learning.ml.hybrid import HybridPrediction, HybridPredictor
 from learning.ml.online import OnlineEnsemble, learn_resident
 from learning.ml.schema import current_feature_schema
-from learning.models import ALL_SYMBOLS, ModelKind, ModelVersion, TrainingRecord
-from learning.selectors import recent_record_of_rows
+from learning.models import ALL_SYMBOLS, ModelKind, ModelVersion, SystemType, TrainingRecord
+from learning.selectors import SKILL_HISTORY, recent_record_of_rows, scored_history
 from learning.services.aggregates import (
     OutcomeFacts,
     PositionSizingAggregate,
@@ -61,6 +61,7 @@ from learning.services.training_data import schema_vector, training_matrix
 from learning.services.versions import ModelSchemaMismatch, batch_model, load_model, model_schema_check
 from learning.services.outcomes import store_trade_outcomes
 from learning.services.recommendation import Evidence, get_signal_recommendation
+from learning.skill import RunningSkill, ScoredOutcome, running_skill
 from learning.types import SignalContext, SignalRecommendation, TradeOutcome
 
 _QUALITY, _STRATEGY, _SIZING = SignalQualityAggregate(), StrategyPerformanceAggregate(), PositionSizingAggregate()
@@ -116,6 +117,8 @@ class LearningSession:
         for row in _SIZING.model.objects.all():
             self._sizing[_SIZING.key_of(row)] = row
         self._recent: dict[tuple, object] = {_RECENT.key_of(row): row for row in _RECENT.model.objects.all()}
+        self._scored = {system: deque(scored_history(system_type=system), maxlen=SKILL_HISTORY) for system in SystemType.values}
+        self._skill: dict[str, RunningSkill] = {}  # per system, until its next outcome
 
     def _load_models(self) -> None:
         active = {version.kind: version for version in ModelVersion.objects.filter(active=True)}
@@ -170,6 +173,13 @@ class LearningSession:
         }
         return recent_record_of_rows(system_type=system_type, symbol=symbol, at=at, windows=windows, records_fallback=False)
 
+    def model_skill(self, system_type: str) -> RunningSkill:
+        """learning.selectors.model_skill, read from the recent outcomes kept here."""
+        skill = self._skill.get(system_type)
+        if skill is None:
+            skill = self._skill[system_type] = running_skill(self._scored[system_type])
+        return skill
+
     def predict(self, features: Mapping[str, float]) -> HybridPrediction:
         if self._predictor is None:  # a session that does not learn still predicts with the active versions
             self._load_models()
@@ -187,6 +197,10 @@ class LearningSession:
         _fold(_SIZING, self._sizing, sizing_key, sizing_key, facts)
         for recent_key in _RECENT.keys(facts):
             _fold(_RECENT, self._recent, recent_key, recent_key, facts)
+        self._scored[outcome.system_type].append(
+            ScoredOutcome(entry_time=outcome.entry_time, exit_time=outcome.exit_time, ml_score=outcome.ml_score, success=facts.success)
+        )
+        self._skill.pop(outcome.system_type, None)
         vector, label = schema_vector(outcome.features), int(facts.success)
         self._pending.append((outcome, vector, label))
         if vector is None:
@@ -291,7 +305,13 @@ class LearningSession:
             # Here if the worker is still importing what it needs, rather than waiting for it.
             train = self._batch_worker.submit if self._batch_worker is not None and self._batch_worker.ready() else _run_now
             retrain.job = train(
-                train_batch_artifact, X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND, feature_names=current_feature_schema().names
+                train_batch_artifact,
+                X,
+                y,
+                times,
+                kind=settings.LEARNING_BATCH_MODEL_KIND,
+                per_system=settings.LEARNING_BATCH_PER_SYSTEM,
+                feature_names=current_feature_schema().names,
             )
         self._retrain = retrain
 

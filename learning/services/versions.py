@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from learning.ml.batch import BatchModel
+from learning.ml.batch import BatchModel, SystemSplitModel, batch_model_from_state
 from learning.ml.online import OnlineEnsemble
 from learning.ml.schema import current_feature_schema
 from learning.ml.serialization import Artifact, ModelArtifactError, dump_estimator, load_estimator
@@ -61,17 +61,17 @@ def load_model(version: ModelVersion, *, schema_check: bool = True):
         model_schema_check(version)
     state = load_estimator(bytes(version.artifact), sha256=version.sha256, sklearn_version=version.sklearn_version)
     if version.kind == ModelKind.BATCH:
-        return BatchModel.from_state(state)
+        return batch_model_from_state(state)
     return OnlineEnsemble.from_state(state)
 
 
 # Batch models loaded or trained in this process, by version and checksum. A batch model never
 # changes once trained (online ensembles do, so they are not kept here), and a replay retraining
 # every few hundred trades would otherwise read each champion back from its skops bytes.
-_batch_models: OrderedDict[tuple[int, str], BatchModel] = OrderedDict()
+_batch_models: OrderedDict[tuple[int, str], BatchModel | SystemSplitModel] = OrderedDict()
 
 
-def batch_model_keep(version: ModelVersion, model: BatchModel) -> BatchModel:
+def batch_model_keep(version: ModelVersion, model: BatchModel | SystemSplitModel) -> BatchModel | SystemSplitModel:
     """Remember `model` as the one stored in `version` (it was just trained here), so it is not read back."""
     _batch_models[(version.pk, version.sha256)] = model
     while len(_batch_models) > BATCH_MODELS_KEPT:
@@ -79,7 +79,7 @@ def batch_model_keep(version: ModelVersion, model: BatchModel) -> BatchModel:
     return model
 
 
-def batch_model(version: ModelVersion) -> BatchModel:
+def batch_model(version: ModelVersion) -> BatchModel | SystemSplitModel:
     """The batch model of `version`: the one this process trained or loaded, else loaded (and verified) now."""
     key = (version.pk, version.sha256)
     if key in _batch_models:

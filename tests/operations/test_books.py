@@ -137,7 +137,7 @@ def test_a_replay_saves_its_online_ensemble_with_the_records_it_learned(btc_fram
 def test_both_books_keep_the_protocol_an_engine_uses(books_class):
     """Each method of trading.books.Books, with its parameters and return type, on both books (no shared base class)."""
     methods = [name for name, member in vars(Books).items() if inspect.isfunction(member) and not name.startswith("_")]
-    assert len(methods) == 10
+    assert len(methods) == 11
     for name in methods:
         expected, actual = inspect.signature(getattr(Books, name)), inspect.signature(getattr(books_class, name))
         assert actual == expected, f"{books_class.__name__}.{name}{actual} is not Books.{name}{expected}"

@@ -63,3 +63,36 @@ def test_a_batch_model_serves_only_after_the_records_it_was_trained_on_and_its_l
         assert trained_through[version] < first_use[version]
     # Decisions went on while each model trained: the first one served was not there at the start.
     assert None in first_use and first_use[None] < first_use[served[0]]
+
+
+def guard_decisions():
+    return list(
+        SignalDecision.objects.exclude(model_probability=None)
+        .order_by("candle_time", "symbol").values_list("model_probability", "recommendation")
+    )  # fmt: skip
+
+
+def test_the_model_decides_only_while_it_beats_the_base_rate_and_the_reasoning_says_which(btc_frame, eth_frame, settings):
+    frames = {"BTCUSDT": btc_frame, "ETHUSDT": eth_frame}
+    learning_replay(frames, background=False)
+    guarded = guard_decisions()
+    assert len(guarded) > 100
+    # Until its recent outcomes are scored, the model has no say, and the reasoning says why.
+    first = guarded[0][1]
+    assert not first["model_trusted"] and first["reasoning"].startswith("Model has no say: the model has 0 scored outcomes (needs 100)")
+    for probability, recommendation in guarded:
+        if recommendation["model_trusted"]:
+            assert recommendation["reasoning"].startswith("Model trusted: the model's Brier skill +")
+            assert recommendation["expected_win_rate"] == probability
+        else:
+            assert recommendation["reasoning"].startswith("Model has no say: ")
+            assert "deciding on the learned statistics alone" in recommendation["reasoning"]
+
+    # Without the guard the model's probability is the win rate of every decision it scores.
+    forget_learning()
+    settings.LEARNING_MODEL_GUARD = False
+    learning_replay(frames, background=False)
+    unguarded = guard_decisions()
+    assert unguarded and all(
+        recommendation["model_trusted"] and recommendation["expected_win_rate"] == probability for probability, recommendation in unguarded
+    )

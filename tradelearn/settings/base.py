@@ -200,6 +200,12 @@ LEARNING_CHECKPOINT_EVERY = env_int("LEARNING_CHECKPOINT_EVERY", 500, minimum=1)
 # Over 2020–2023 both scored the same within noise, and logistic replays about twice as fast
 # (README, "Does learning help?").
 LEARNING_BATCH_MODEL_KIND = env_str("LEARNING_BATCH_MODEL_KIND", "logistic")
+# One batch model (estimator and calibration) per trading system: their outcomes follow different rules.
+LEARNING_BATCH_PER_SYSTEM = env_bool("LEARNING_BATCH_PER_SYSTEM", True)
+# The honesty guard: the model's probability gates and sizes a system's signals only while its Brier
+# score on that system's recent outcomes beats the running base rate's (learning.skill); until then the
+# engine decides on the learned statistics alone, and the decision's reasoning says so.
+LEARNING_MODEL_GUARD = env_bool("LEARNING_MODEL_GUARD", True)
 # The seed's blend of the batch model and the online ensemble; "adaptive" also weights each model
 # by its recent log-loss on outcomes it had not been trained on.
 LEARNING_HYBRID_BATCH_WEIGHT = env_float("LEARNING_HYBRID_BATCH_WEIGHT", 0.7, minimum=0.0)

@@ -7,13 +7,18 @@ import pytest
 
 from learning.ml.batch import (
     PERMUTATION_REPEATS,
+    SYSTEM_COLUMN,
+    SystemSplitModel,
     _permuted_block,
     _permuted_linear_scores,
     _permuted_tree_scores,
+    batch_model_from_state,
     evaluate,
     train_batch_model,
 )
+from learning.ml.metrics import roc_auc as metrics_roc_auc
 from learning.ml.schema import FEATURE_SCHEMA
+from learning.ml.serialization import dump_estimator, load_estimator
 from tests.learning.ml.synthetic import synthetic_trades
 
 
@@ -166,3 +171,48 @@ def test_logistic_features_that_carry_nothing_get_strong_regularisation():
     y = (rng.random(1500) < 0.4).astype(int)
     result = train_batch_model(X, y, np.arange(1500), kind="logistic")
     assert result.model.estimator[-1].C <= 0.01
+
+
+def _two_systems(n: int, *, scraping_share: float = 0.5, seed: int = 3):
+    """Trades of two systems on which the same feature means opposite things: a win in paper trading, a loss in scraping."""
+    rng = np.random.default_rng(seed)
+    names = FEATURE_SCHEMA.names
+    X = rng.normal(size=(n, len(names)))
+    scraping = rng.random(n) < scraping_share
+    X[:, names.index(SYSTEM_COLUMN)] = scraping.astype(float)
+    signal = X[:, 0] * np.where(scraping, -1.5, 1.5)
+    y = (rng.random(n) < 1 / (1 + np.exp(-signal))).astype(int)
+    return X, y, np.arange(n, dtype=float), scraping
+
+
+def test_a_model_per_system_learns_what_a_feature_means_in_each_system():
+    X, y, times, scraping = _two_systems(3000)
+    pooled = train_batch_model(X, y, times, kind="logistic")
+    split = train_batch_model(X, y, times, kind="logistic", per_system=True)
+    assert isinstance(split.model, SystemSplitModel) and set(split.model.parts) == {"paper_trading", "profit_scraping"}
+    # One linear model cannot tell the systems' opposite readings apart; one per system can.
+    assert pooled.metrics["roc_auc"] < 0.6 < 0.7 < split.metrics["roc_auc"]
+    validation = split.validation_rows
+    for rows in (validation[scraping[validation]], validation[~scraping[validation]]):
+        probabilities = split.model.predict_proba(X[rows])[:, 1]
+        assert metrics_roc_auc(y[rows], probabilities) > 0.7
+        # Each row is served by its own system's model, one at a time or all together.
+        assert np.allclose([split.model.predict_one(x) for x in X[rows[:20]]], probabilities[:20])
+    assert split.feature_importance[FEATURE_SCHEMA.names[0]] == max(split.feature_importance.values())
+
+
+def test_a_system_with_too_few_trades_of_its_own_is_served_by_the_pooled_model():
+    X, y, times, scraping = _two_systems(1500, scraping_share=0.02)
+    result = train_batch_model(X, y, times, kind="logistic", per_system=True)
+    assert set(result.model.parts) == {"paper_trading"}
+    rows = np.flatnonzero(scraping)
+    assert np.allclose(result.model.predict_proba(X[rows])[:, 1], result.model.pooled.predict_proba(X[rows])[:, 1])
+
+
+def test_a_model_per_system_survives_its_artifact():
+    X, y, times, _ = _two_systems(1500)
+    model = train_batch_model(X, y, times, kind="logistic", per_system=True).model
+    artifact = dump_estimator(model.get_state())
+    restored = batch_model_from_state(load_estimator(artifact.blob, sha256=artifact.sha256, sklearn_version=artifact.sklearn_version))
+    assert isinstance(restored, SystemSplitModel) and set(restored.parts) == set(model.parts)
+    assert np.array_equal(restored.predict_proba(X), model.predict_proba(X))

@@ -59,6 +59,24 @@ def test_a_long_losing_record_turns_the_advice_to_skip():
     assert "rests on 200 paper_trading trades" in advice.reasoning
 
 
+def test_a_trusted_model_probability_is_the_win_rate_and_the_learned_payoff_prices_it():
+    record(200, wins=40)  # the statistics say skip: a 20 % win rate at +2 % / -1 %
+    statistics = get_signal_recommendation(context=SignalContextFactory(confidence_score=0.62))
+    advice = get_signal_recommendation(context=SignalContextFactory(confidence_score=0.62, ml_score=0.55))
+    assert advice.expected_win_rate == 0.55 and statistics.expected_win_rate < 0.3
+    assert advice.should_take_trade and not statistics.should_take_trade
+    assert "is the model's (the learned statistics say" in advice.reasoning
+    pessimistic = get_signal_recommendation(context=SignalContextFactory(confidence_score=0.62, ml_score=0.2))
+    assert not pessimistic.should_take_trade and pessimistic.recommended_position_size == 0.0
+    # The payoff is the learned one, whoever says the win rate: p * avg win - (1 - p) * avg loss
+    # with the same averages for the model's two probabilities and for the statistics' own rate.
+    avg_win_plus_loss = (advice.expected_pnl_pct - pessimistic.expected_pnl_pct) / (0.55 - 0.2)
+    avg_loss = avg_win_plus_loss * 0.2 - pessimistic.expected_pnl_pct
+    assert 0 < avg_loss < avg_win_plus_loss
+    q = statistics.expected_win_rate
+    assert statistics.expected_pnl_pct == pytest.approx(q * avg_win_plus_loss - avg_loss)
+
+
 def test_size_stays_inside_the_configured_bounds(settings):
     record(300, wins=280)
     advice = get_signal_recommendation(context=SignalContextFactory(confidence_score=0.62))

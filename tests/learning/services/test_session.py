@@ -1,5 +1,6 @@
 """A replay's learning session: the training history it keeps in memory is what batch_retrain reads from the database."""
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -96,3 +97,38 @@ def test_closing_a_session_mid_retrain_does_not_wait_and_releases_the_lease(capf
 def test_a_session_closed_before_its_workers_are_ready_ends_quietly(capfd):
     LearningSession(background=True).close()  # what a replay shorter than the workers' imports does
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_sessions_model_skill_is_what_the_live_path_reads_from_the_store():
+    from learning.selectors import model_skill
+
+    start = datetime(2022, 5, 1, tzinfo=UTC)
+    rng = np.random.default_rng(5)
+
+    def scored(count: int, first: datetime, *, knows: bool):
+        made = []
+        for index in range(count):
+            won = bool(rng.random() < 0.4)
+            score = (0.7 if won else 0.3) if knows else float(rng.random())
+            entry = first + timedelta(hours=2 * index)
+            made.append(
+                TradeOutcomeFactory(
+                    system_type="paper_trading", side="long", move_pct=Decimal("0.02") if won else Decimal("-0.02"), ml_score=score,
+                    entry_time=entry, exit_time=entry + timedelta(hours=3),
+                )
+            )  # fmt: skip
+        return made
+
+    store_trade_outcomes(outcomes=scored(150, start, knows=False))
+    session = LearningSession(learning=False)
+    assert session.model_skill("paper_trading") == model_skill(system_type="paper_trading")
+    assert not session.model_skill("paper_trading").trusted
+    # A model whose probabilities know the outcome earns its say as its outcomes come in.
+    for outcome in scored(400, start + timedelta(hours=400), knows=True):
+        session.observe(outcome)
+    in_memory = session.model_skill("paper_trading")
+    session.write(trade_ids={})
+    assert in_memory == model_skill(system_type="paper_trading")
+    assert in_memory.trusted and in_memory.outcomes == 500
+    assert session.model_skill("profit_scraping").outcomes == 0
+    session.close()
