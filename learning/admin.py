@@ -117,10 +117,10 @@ class TrainingRecordAdmin(admin.ModelAdmin):
         "trade_id", "symbol", "side", column("exit_time", minute), column("net_pnl", money, "net P&L"),
         column("pnl_pct", percent, "P&L %"), "success", "system_type", "strategy_type", "exit_reason",
         column("confidence_score", score, "confidence"), column("ml_score", score, "model score"), "market_regime",
-        "volatility_regime", "is_shadow",
+        "volatility_regime", "is_shadow", "fill_source",
     )  # fmt: skip
     list_filter = (
-        RealOrShadowFilter, "system_type", "strategy_type", "success", "market_regime", "volatility_regime", "exit_reason", "side",
+        RealOrShadowFilter, "fill_source", "system_type", "strategy_type", "success", "market_regime", "volatility_regime", "exit_reason", "side",
     )  # fmt: skip
     search_fields = ("trade_id", "symbol")
     date_hierarchy = "exit_time"

@@ -60,6 +60,10 @@ class TrainingRecord(models.Model):
     is_shadow = models.BooleanField(
         default=False, help_text="A skipped signal followed with the same fill rules; never touched a balance."
     )
+    fill_source = models.CharField(
+        max_length=8, choices=[("paper", "Paper (simulated fills)"), ("exchange", "Exchange (real fills)")], default="paper",
+        help_text="exchange: prices, quantity and fees are an exchange's reported fills; the batch retrain can weigh them above paper ones.",
+    )  # fmt: skip
     confidence_score = models.FloatField(help_text="The signal's confidence at entry, in [0, 1].")
     ml_score = models.FloatField(null=True, blank=True, help_text="The hybrid model's probability at entry.")
     entry_price = models.DecimalField(**PRICE)

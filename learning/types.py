@@ -33,6 +33,7 @@ class TradeOutcome:
     features: dict[str, float] = field(default_factory=dict)
     model_versions: dict[str, str] = field(default_factory=dict)
     is_shadow: bool = False
+    fill_source: str = "paper"  # "exchange" when prices and fees are an exchange's reported fills
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -55,13 +55,16 @@ class TradeOutcomeInputSerializer(serializers.Serializer):
     features = FeaturesField(required=False, default=dict)
     model_versions = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
     is_shadow = serializers.BooleanField(required=False, default=False)
+    fill_source = serializers.ChoiceField(
+        choices=["paper", "exchange"], required=False, default="paper", help_text="exchange: the prices and fees are an exchange's reported fills."
+    )
 
 
 class TrainingRecordOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRecord
         fields = (
-            "id", "trade_id", "symbol", "strategy_type", "system_type", "side", "is_shadow", "confidence_score",
+            "id", "trade_id", "symbol", "strategy_type", "system_type", "side", "is_shadow", "fill_source", "confidence_score",
             "ml_score", "entry_price", "exit_price", "pnl_pct", "net_pnl", "fees", "duration_minutes",
             "market_regime", "volatility_regime", "exit_reason", "success", "features", "model_versions",
             "entry_time", "exit_time", "created_at",

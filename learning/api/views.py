@@ -31,7 +31,7 @@ class TrainingRecordFilter(django_filters.FilterSet):
 
     class Meta:
         model = TrainingRecord
-        fields = ("system_type", "strategy_type", "symbol", "success", "is_shadow", "market_regime", "volatility_regime", "exit_reason")
+        fields = ("system_type", "strategy_type", "symbol", "success", "is_shadow", "fill_source", "market_regime", "volatility_regime", "exit_reason")
 
 
 class TradeOutcomeListCreateApi(generics.ListAPIView):

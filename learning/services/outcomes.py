@@ -41,6 +41,7 @@ _TEXT_LIMITS = {"trade_id": 64, "symbol": 32, "strategy_type": 64}
 _PRICE_INTEGER_DIGITS = 18  # DecimalField(max_digits=28, decimal_places=10)
 _MONEY_INTEGER_DIGITS = 14
 _PLACES = Decimal("1e-10")
+FILL_SOURCES = tuple(value for value, _ in TrainingRecord._meta.get_field("fill_source").choices)
 
 
 def _decimal(value, name: str, errors: dict, *, positive: bool = False, integer_digits: int) -> Decimal | None:
@@ -137,6 +138,8 @@ def _validated_record(outcome: TradeOutcome) -> TrainingRecord:
         errors["model_versions"] = "Must be an object of model kind to version."
     if not isinstance(outcome.is_shadow, bool):
         errors["is_shadow"] = "Must be true or false."
+    if outcome.fill_source not in FILL_SOURCES:
+        errors["fill_source"] = f"Must be one of {', '.join(FILL_SOURCES)}."
 
     if errors:
         raise ValidationError(errors)
@@ -147,6 +150,7 @@ def _validated_record(outcome: TradeOutcome) -> TrainingRecord:
         system_type=outcome.system_type,
         side=outcome.side,
         is_shadow=outcome.is_shadow,
+        fill_source=outcome.fill_source,
         confidence_score=confidence,
         ml_score=ml_score,
         entry_price=entry_price,

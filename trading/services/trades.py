@@ -463,6 +463,7 @@ def trade_outcome(trade: PaperTrade, account: PaperAccount) -> TradeOutcome:
         features=dict(trade.signal_features),
         model_versions=dict(trade.model_versions),
         is_shadow=trade.is_shadow,
+        fill_source=trade.fill_source,
     )
 
 

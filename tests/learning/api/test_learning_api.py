@@ -194,3 +194,13 @@ def test_recent_performance_and_the_recent_record_are_readable(client):
     assert bad.status_code == 400
     assert_error_shape(bad, "system_type", "symbol", "at")
     assert APIClient().get("/api/v1/learning/recent-performance/").status_code in (401, 403)
+
+
+def test_an_outcome_says_whether_its_fills_were_an_exchanges_and_the_list_filters_on_it(client):
+    assert client.post("/api/v1/trade-outcomes/", outcome_json(trade_id="paper-1"), format="json").status_code == 201
+    real = client.post("/api/v1/trade-outcomes/", {**outcome_json(trade_id="real-1"), "fill_source": "exchange"}, format="json")
+    assert real.status_code == 201
+    listed = client.get("/api/v1/trade-outcomes/", {"fill_source": "exchange"}).json()["results"]
+    assert [(row["trade_id"], row["fill_source"]) for row in listed] == [("real-1", "exchange")]
+    bad = client.post("/api/v1/trade-outcomes/", {**outcome_json(trade_id="x"), "fill_source": "dream"}, format="json")
+    assert bad.status_code == 400 and "fill_source" in bad.json()["extra"]["fields"]

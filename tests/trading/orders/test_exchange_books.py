@@ -143,7 +143,7 @@ def test_a_tick_places_the_entry_the_trade_takes_the_exchange_fill_and_the_targe
     target.refresh_from_db()
     assert (stop.status, target.status, target.exchange_order_id) == ("cancelled", "filled", "5002")
     record = TrainingRecord.objects.get(trade_id=f"acct{account.pk}-trade{trade.pk}")
-    assert (record.net_pnl, record.fees, record.exit_price) == (trade.net_pnl, trade.fees, trade.exit_price)
+    assert (record.net_pnl, record.fees, record.exit_price, record.fill_source) == (trade.net_pnl, trade.fees, trade.exit_price, "exchange")
     assert session.unanswered() == {}
 
 
@@ -272,3 +272,45 @@ def test_a_restart_mid_order_resumes_from_the_exchange_and_reconciliation_agrees
                    algo_reply_for(trade.exchange_orders.get(role="take_profit"), "NEW"))  # fmt: skip
     session.answer("GET", "/fapi/v3/positionRisk", [position_body(str(half if entry.side == "buy" else -half))])
     assert account_reconcile(account=account, client=brokers.exchange_order_client(account), markets=[MARKET]).unexplained == []
+
+
+def test_exits_the_exchange_refused_to_hold_are_watched_by_the_engine_and_sent_as_market_orders(
+    account, session, django_capture_on_commit_callbacks
+):
+    fills = lambda params: [fill_body(int(params["orderId"]), quantity="0.001", price="1", commission="0.02", fill_id=int(params["orderId"]))]  # noqa: E731
+    session.answer("POST", "/fapi/v1/order", entry_reply("FILLED"))
+    session.answer("GET", "/fapi/v1/userTrades", fills)
+    at, entry = tick_until_an_entry(account, django_capture_on_commit_callbacks)
+    would_trigger = (400, {"code": -2021, "msg": "Order would immediately trigger."})
+    session.answer("GET", "/fapi/v1/algoOrder", NOT_FOUND, NOT_FOUND)
+    session.answer("POST", "/fapi/v1/algoOrder", would_trigger, would_trigger)
+    at += timedelta(hours=1)
+    tick(account, at)
+    trade = PaperTrade.objects.get(account=account, is_shadow=False)
+    assert set(trade.exchange_orders.exclude(role="entry").values_list("status", flat=True)) == {"rejected"}
+
+    # From here the engine watches the stop, target and holding time; its exit is a reduce-only market order.
+    last_close = {}
+
+    def exit_reply(params):
+        return order_body(
+            params["newClientOrderId"], "FILLED", executed=params["quantity"], average=str(last_close["price"]), order_id=6001,
+            quantity=params["quantity"], side=params["side"], update_time=ms(at), reduce_only=True,
+        )  # fmt: skip
+
+    session.answer("GET", "/fapi/v1/order", NOT_FOUND)
+    session.answer("POST", "/fapi/v1/order", exit_reply)
+    session.answer("GET", "/fapi/v1/userTrades", fills)
+    for _ in range(60):
+        at += timedelta(hours=1)
+        last_close["price"] = Candle.objects.get(exchange=EXCHANGE, symbol="BTCUSDT", timeframe="1h", open_time=at).close
+        tick(account, at)
+        trade.refresh_from_db()
+        if trade.status == "closed":
+            break
+    assert trade.status == "closed" and trade.exit_reason in ("stop_loss", "take_profit", "time_exit")
+    exit_call = session.calls("POST", "/fapi/v1/order")[-1]
+    assert exit_call["reduceOnly"] == "true" and exit_call["newClientOrderId"] == client_order_id(account_id=account.pk, decision_id=trade.decision_id, role="exit")
+    assert exit_call["side"] == ("SELL" if trade.side == "long" else "BUY") and Decimal(exit_call["quantity"]) == trade.quantity
+    assert trade.exit_price == last_close["price"] and trade.fees == Decimal("0.04")
+    assert session.unanswered() == {}
