@@ -46,7 +46,7 @@ class ExchangeBooks(DatabaseBooks):
     def open_trade(self, request: TradeOpenRequest) -> TradeOpenResult:
         if request.is_shadow:
             return super().open_trade(request)
-        return exchange_trade_open(account=self.account, request=request, client=self.client)
+        return exchange_trade_open(account=self.account, request=request, client_for=lambda account: self.client)
 
     def manage_exit(self, trade: PaperTrade, candle: execution.CandleLike) -> PaperTrade | None:
         if trade.is_shadow or trade.fill_source != FillSource.EXCHANGE:

@@ -20,11 +20,12 @@ from decimal import Decimal
 
 import ccxt
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from trading import execution
 from trading.marketdata.naming import normalize_symbol, timeframe_ms
 from trading.models import Candle, ExchangeOrder, FillSource, PaperAccount, PaperTrade, SignalDecision
-from trading.services.orders import order_cancel, order_place, order_refresh
+from trading.services.orders import client_order_id, order_cancel, order_place, order_refresh
 from trading.services.trades import (
     Refusal,
     ReportedFill,
@@ -99,7 +100,11 @@ def entry_order_place(*, decision_id: int, client_for: Callable[[PaperAccount], 
         equity=account.current_balance, free_balance=account.current_balance - facts.margin_in_use,
         size_fraction=Decimal(repr(decision.recommendation["plan"]["size"])), entry_price=price, fee_rate=account.fee_rate,
     )  # fmt: skip
-    client = client_for(account)
+    try:
+        client = client_for(account)
+    except ImproperlyConfigured as error:  # no keys: nothing can be placed, and the decision says why
+        logger.error("%s: %s", account.name, error)
+        return _not_placed(decision, str(error))
     client.load_markets()
     try:
         amount = Decimal(client.amount_to_precision(market, float(quantity))) if quantity > 0 else Decimal(0)
@@ -111,12 +116,20 @@ def entry_order_place(*, decision_id: int, client_for: Callable[[PaperAccount], 
 
 
 def _not_placed(decision: SignalDecision, why: str) -> None:
+    """Record why no entry went out as an entry order never sent (rejected here): the fill then says why, and the decision is followed as a shadow."""
     logger.info("No entry order for %s: %s", decision, why)
-    SignalDecision.objects.filter(pk=decision.pk).update(reason=f"no entry order: {why}"[:255])
+    ExchangeOrder.objects.get_or_create(
+        client_order_id=client_order_id(account_id=decision.account_id, decision_id=decision.pk, role="entry"),
+        defaults=dict(
+            account_id=decision.account_id, decision=decision, role="entry", exchange=settings.TRADING_EXCHANGE,
+            market=exchange_market(decision.symbol), side="buy" if decision.side == "long" else "sell", order_type="market",
+            amount=0, status=Status.REJECTED, reject_reason=why[:255],
+        ),
+    )  # fmt: skip
     return None
 
 
-def exchange_trade_open(*, account: PaperAccount, request: TradeOpenRequest, client) -> TradeOpenResult:
+def exchange_trade_open(*, account: PaperAccount, request: TradeOpenRequest, client_for: Callable[[PaperAccount], object]) -> TradeOpenResult:
     """Open the real trade of a decision at its entry order's reported fill, and place its protective orders.
 
     Not opened (Refusal.NOT_FILLED) when no entry order went out or it filled nothing; the
@@ -124,8 +137,10 @@ def exchange_trade_open(*, account: PaperAccount, request: TradeOpenRequest, cli
     """
     order = ExchangeOrder.objects.filter(decision=request.decision, role="entry").first() if request.decision else None
     if order is None:
-        reason = SignalDecision.objects.filter(pk=getattr(request.decision, "pk", None)).values_list("reason", flat=True).first()
-        return TradeOpenResult(refusal=Refusal.NOT_FILLED, detail=reason or "no entry order was placed on the exchange")
+        return TradeOpenResult(refusal=Refusal.NOT_FILLED, detail="no entry order was placed on the exchange (its task has not run)")
+    if order.submitted_at is None and order.status == Status.REJECTED:
+        return TradeOpenResult(refusal=Refusal.NOT_FILLED, detail=f"no entry order placed: {order.reject_reason}")
+    client = client_for(account)
     if order.status not in ExchangeOrder.TERMINAL:
         order = order_refresh(order=order, client=client)
     if order.status not in ExchangeOrder.TERMINAL:

@@ -314,3 +314,21 @@ def test_exits_the_exchange_refused_to_hold_are_watched_by_the_engine_and_sent_a
     assert exit_call["side"] == ("SELL" if trade.side == "long" else "BUY") and Decimal(exit_call["quantity"]) == trade.quantity
     assert trade.exit_price == last_close["price"] and trade.fees == Decimal("0.04")
     assert session.unanswered() == {}
+
+
+def test_without_keys_an_exchange_account_places_nothing_keeps_ticking_and_says_why(account, session, monkeypatch, django_capture_on_commit_callbacks):
+    monkeypatch.delenv("EXCHANGE_API_SECRET")
+    at = START
+    tick(account, at)
+    for _ in range(24 * 20):
+        at += timedelta(hours=1)
+        with django_capture_on_commit_callbacks(execute=True):
+            tick(account, at)
+        decision = SignalDecision.objects.filter(account=account, taken=True).first()
+        if decision is not None:
+            break
+    account_pause(account_id=account.pk)
+    assert tick(account, at + timedelta(hours=1)) == 1  # the tick runs; the decision is followed as a shadow trade
+    decision.refresh_from_db()
+    assert decision.reason.startswith("not opened: no entry order placed: Set EXCHANGE_API_KEY and EXCHANGE_API_SECRET")
+    assert PaperTrade.objects.get(decision=decision).is_shadow and session.requests == []

@@ -133,11 +133,22 @@ def test_partial_fills_then_a_restart_mid_order_is_caught_up_by_reconciliation(a
     assert (order.status, order.filled, order.average_price, order.fee) == ("filled", Decimal("0.010"), Decimal("42000.4"), Decimal("0.1680"))
 
 
-def test_reconciliation_reports_an_unknown_position_and_order_and_pauses_the_account(account, caplog):
+def test_reconciliation_reports_an_unknown_position_and_order_pauses_the_account_and_notifies(
+    account, caplog, settings, django_capture_on_commit_callbacks
+):
+    from tests.notifications.test_notifications import Receiver
+
+    receiver = Receiver()
+    settings.NOTIFY_WEBHOOK_URL = f"{receiver.url}/hook"
     session = ScriptedBinanceFutures()
     session.answer("GET", "/fapi/v1/openOrders", [order_body("web_manual_1", "NEW", order_id=9001)])
     session.answer("GET", "/fapi/v3/positionRisk", [position_body("0.010")])
-    report = account_reconcile(account=account, client=exchange_order_client(account, session=session), markets=[MARKET])
+    with django_capture_on_commit_callbacks(execute=True):
+        report = account_reconcile(account=account, client=exchange_order_client(account, session=session), markets=[MARKET])
+    receiver.close()
+    [(path, message)] = receiver.requests
+    assert path == "/hook" and message["event"] == "reconciliation_mismatch" and message["text"].startswith("testnet paused: ")
+    assert message["data"]["unexplained"] == report.unexplained
     assert report.paused and PaperAccount.objects.get(pk=account.pk).is_paused
     assert len(report.unexplained) == 2
     assert "client id 'web_manual_1'" in report.unexplained[0] and "was not placed by testnet" in report.unexplained[0]
