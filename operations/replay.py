@@ -13,6 +13,7 @@ and everything is written to the database in one transaction every REPLAY_WRITE_
 outcomes, before each batch retrain and at the end: the same rules as live, without a round
 trip per row. A replay cut short leaves the database as of its last write.
 """
+import heapq
 import logging
 import time
 from contextlib import contextmanager
@@ -61,7 +62,9 @@ class ReplaySummary:
     model_updates: int = 0
     retrains: int = 0
     writes: int = 0
-    # Where the time went, besides the engines themselves.
+    # Where the time went.
+    seconds_preparing: float = 0.0  # features, levels and where each engine may act, over whole histories
+    seconds_events: float = 0.0  # the engines on the candles visited
     seconds_learning: float = 0.0  # online ensemble updates
     seconds_retraining: float = 0.0  # batch retrains
     seconds_writing: float = 0.0  # writing the books and outcomes to the database
@@ -90,6 +93,36 @@ def account_summary(account: PaperAccount) -> AccountSummary:
     )
 
 
+def _rows_between(source: BarSource, start: datetime, end: datetime) -> range:
+    """The rows of `source` opening in [start, end]."""
+    return range(source.row_at(start), int(np.searchsorted(source.time_ns, pd.Timestamp(end).as_unit("ns").value, side="right")))
+
+
+class _Visits:
+    """The candles of one symbol a replay visits: those on which some engine may propose, fill or exit.
+
+    On every other candle `on_candle_close` would leave everything as it is, so the replay skips
+    it: the rows where a strategy may propose are found over the whole history at once
+    (`busy_rows`), the fill of a decision is the next row, and an open trade's next look is
+    the first candle that leaves its quiet range (`next_row`). With `every_candle`, every row.
+    """
+
+    def __init__(self, source: BarSource, rows: range, engines: list[TradingEngine], *, every_candle: bool = False):
+        self.source, self.rows, self.engines = source, rows, engines
+        busy = [] if every_candle else sorted(set().union(*(engine.busy_rows(source, rows).tolist() for engine in engines)))
+        self._busy = None if every_candle else busy + [rows.stop]
+        self._next = 0  # index in _busy of the first busy row not yet passed
+
+    def after(self, row: int) -> int:
+        """The row to visit after `row` (at least row + 1; rows.stop when none is left)."""
+        if self._busy is None:
+            return row + 1
+        busy = self._busy
+        while busy[self._next] <= row:
+            self._next += 1
+        return min(busy[self._next], *(engine.next_row(self.source, row) for engine in self.engines))
+
+
 @contextmanager
 def _timed(summary: ReplaySummary, name: str):
     started = time.perf_counter()
@@ -113,6 +146,7 @@ def replay(
     background: bool = True,
     progress: bool = True,
     outcome_transform: Callable[[TradeOutcome], TradeOutcome] | None = None,
+    every_candle: bool = False,
 ) -> ReplaySummary:
     """Run `engines` over `frames` (symbol → OHLCV frame, history before `start` used as warm-up).
 
@@ -126,6 +160,9 @@ def replay(
     Both models learn in worker processes (with `background`; else here, for the same results):
     a retrain starts as of a candle's close and its model is adopted REPLAY_RETRAIN_LAG outcomes
     later, the replay waiting there if the worker is behind. Until then the previous model serves.
+
+    The replay visits only the candles on which something can happen (`_Visits`); with
+    `every_candle` it visits every one, as a live tick would, for the same results (the tests compare them).
 
     `outcome_transform`, if given, is applied to each closed trade's outcome, in close order,
     before learning sees it (the accounts settle on the real result): the shuffled-labels control.
@@ -148,37 +185,26 @@ def replay(
             summary.retrains += session.retrain_finish().version is not None
 
     try:
-        sources = {symbol: BarSource(symbol=symbol, timeframe=timeframe, frame=frame, correlated=frames) for symbol, frame in frames.items()}
-        for symbol, frame in frames.items():
-            for engine in engines:
-                engine.prepare(symbol=symbol, timeframe=timeframe, frame=frame)
-        rows = {
-            symbol: {moment: row for row, moment in enumerate(source.moments) if start <= moment <= end}
-            for symbol, source in sources.items()
-        }
-        timeline = sorted(set().union(*(set(by_time) for by_time in rows.values())))
+        with _timed(summary, "seconds_preparing"):
+            sources = {symbol: BarSource(symbol=symbol, timeframe=timeframe, frame=frame, correlated=frames) for symbol, frame in frames.items()}
+            for symbol, frame in frames.items():
+                for engine in engines:
+                    engine.prepare(symbol=symbol, timeframe=timeframe, frame=frame)
+            visits = [_Visits(source, _rows_between(source, start, end), engines, every_candle=every_candle) for source in sources.values()]
+        summary.candles = sum(len(visit.rows) for visit in visits)
         books = [MemoryBooks(engine.account, session, outcome_transform) for engine in engines]
         for engine, engine_books in zip(engines, books):
             engine.keep_books(engine_books)
         writer = ReplayWriter(books, session)
 
-        for moment in tqdm(timeline, desc="replay", unit="candle", disable=not progress, mininterval=1.0):
-            for symbol, source in sources.items():
-                row = rows[symbol].get(moment)
-                if row is None:
-                    continue
-                bar = source.bar(row)
-                for engine in engines:
-                    outcomes = engine.on_candle_close(bar).outcomes
-                    since_update += outcomes
-                    since_retrain += outcomes
-                    outcomes_seen += outcomes
-                summary.candles += 1
+        def after_step(moment: datetime) -> None:
+            """What the replay does once every symbol's candle at `moment` has closed: learn, retrain, write."""
+            nonlocal since_update, since_retrain, adopt_at
             if not learning:
                 if session.pending >= write_every:
                     with _timed(summary, "seconds_writing"):
                         writer.write()
-                continue
+                return
             if since_update >= online_update_every:
                 # The trades closed on this candle are known at its close: nothing later is learned.
                 with _timed(summary, "seconds_learning"):
@@ -198,10 +224,42 @@ def replay(
             elif session.pending >= write_every:
                 with _timed(summary, "seconds_writing"):
                     writer.write()
+
+        # Every moment any symbol has a candle: the steps a replay of every candle takes, of which this visits some.
+        timeline = np.unique(np.concatenate([visit.source.time_ns[visit.rows.start : visit.rows.stop] for visit in visits]))
+        queue = [(visit.source.time_ns[visit.rows.start], index, visit.rows.start) for index, visit in enumerate(visits) if visit.rows]
+        heapq.heapify(queue)
+        previous = None  # the last moment visited, in ns
+        looping = time.perf_counter()
+        with tqdm(total=len(timeline), desc="replay", unit="step", disable=not progress, mininterval=1.0) as bar_progress:
+            while queue:
+                now = queue[0][0]
+                if previous is not None and session.retraining and outcomes_seen >= adopt_at:
+                    # With no lag, a retrain is adopted after the step that follows its start, even a quiet one.
+                    following = timeline[np.searchsorted(timeline, previous, side="right")]
+                    if following < now:
+                        adopt_retrain()
+                while queue and queue[0][0] == now:
+                    _, index, row = heapq.heappop(queue)
+                    visit = visits[index]
+                    bar = visit.source.bar(row)
+                    for engine in engines:
+                        outcomes = engine.on_candle_close(bar).outcomes
+                        since_update += outcomes
+                        since_retrain += outcomes
+                        outcomes_seen += outcomes
+                    following = visit.after(row)
+                    if following < visit.rows.stop:
+                        heapq.heappush(queue, (visit.source.time_ns[following], index, following))
+                after_step(bar.open_time)
+                previous = now
+                if progress:
+                    bar_progress.update(int(np.searchsorted(timeline, now, side="right")) - bar_progress.n)
         if session.retraining:
             adopt_retrain()
         with _timed(summary, "seconds_writing"):
             writer.write(final=True)
+        summary.seconds_events = time.perf_counter() - looping - summary.seconds_learning - summary.seconds_retraining - summary.seconds_writing
     finally:
         session.close()
     for engine in engines:

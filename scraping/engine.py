@@ -32,7 +32,7 @@ from django.conf import settings
 from learning.models import MarketRegime, SystemType
 from scraping.levels import MICROSECOND, LevelHistory, LevelParams, LevelSet, nanoseconds, utc_moment
 from scraping.services import price_levels_replace
-from trading.engine import Bar, Proposal, TickResult, TradingEngine
+from trading.engine import Bar, BarSource, Proposal, TickResult, TradingEngine
 from trading.features.builder import build_features
 from trading.marketdata.naming import timeframe_ms
 from trading.models import PaperAccount
@@ -227,6 +227,8 @@ class ProfitScrapingEngine(TradingEngine):
         self._histories: dict[str, LevelHistory] = {}
         self._candles: dict[str, Candles] = {}
         self._spans: dict[str, _LevelSpan] = {}
+        # Spans a replay's `busy_rows` found ahead, by the open time of the first candle it visits in each.
+        self._found: dict[str, dict[datetime, _LevelSpan]] = {}
         self._stored: dict[str, pd.Timestamp] = {}
         self._unwritten: dict[tuple[str, str], list[LevelSet]] = defaultdict(list)
 
@@ -240,15 +242,46 @@ class ProfitScrapingEngine(TradingEngine):
         self._histories[symbol] = LevelHistory(frame, timeframe_ns=timeframe_ms(timeframe) * 1_000_000, params=self.params.levels)
         self._candles.pop(symbol, None)
         self._spans.pop(symbol, None)
+        self._found.pop(symbol, None)
 
     def levels_at(self, bar: Bar) -> LevelSet | None:
         """The levels in force at `bar`, from its prepared frame or, live, from the stored candles."""
         return self._span(bar).levels
 
+    def busy_rows(self, source: BarSource, rows: range) -> np.ndarray:
+        """The first row in `rows` of each level span (its set is stored as that candle closes) and the rows the rule picks a level on.
+
+        Each span's levels and opportunities are found here, in time order, and kept for the
+        candles of the replay that read them; without `prepare`, every row.
+        """
+        candles = self._candles.get(source.symbol)
+        if candles is None or not len(rows):
+            return np.arange(rows.start, rows.stop)
+        history = self._histories[source.symbol]
+        boundaries = candles.time[rows.start : rows.stop] // history.period
+        firsts = rows.start + np.flatnonzero(np.concatenate(([True], boundaries[1:] != boundaries[:-1])))
+        found, busy = {}, [firsts]
+        for first in firsts.tolist():
+            bar = source.bar(first)
+            span = found[bar.open_time] = self._new_span(bar)
+            if span.levels is not None and len(span.levels):
+                span.opportunities = find_opportunities(span.levels, span.candles, self.params)
+                offset = first - span.rows[bar.open_time]  # the source row of the span's first candle
+                busy.append(offset + np.flatnonzero(np.asarray(span.opportunities.level) >= 0))
+        self._found[source.symbol] = found
+        picked = np.unique(np.concatenate(busy))
+        return picked[(picked >= rows.start) & (picked < rows.stop)]
+
     def _span(self, bar: Bar) -> _LevelSpan:
         span = self._spans.get(bar.symbol)
         if span is not None and span.start <= bar.open_time < span.end:
             return span
+        span = self._found.get(bar.symbol, {}).pop(bar.open_time, None) or self._new_span(bar)
+        self._spans[bar.symbol] = span
+        return span
+
+    def _new_span(self, bar: Bar) -> _LevelSpan:
+        """The level span `bar` falls in: its levels, and its prepared candles (live: the bar alone)."""
         history = self._histories.get(bar.symbol)
         if history is None or not history.covers(bar.open_time):
             history = self._read_history(bar)
@@ -268,7 +301,6 @@ class ProfitScrapingEngine(TradingEngine):
                 rows={utc_moment(time): row for row, time in enumerate(candles.time.tolist())},
                 candles=candles,
             )
-        self._spans[bar.symbol] = span
         return span
 
     def _read_history(self, bar: Bar) -> LevelHistory | None:

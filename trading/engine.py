@@ -140,10 +140,44 @@ class BarSource:
         self.ready: list[bool] = (features["ready"].to_numpy() & context.notna().all(axis=1).to_numpy()).tolist()
         self.market_regimes: list[str] = features["market_regime"].tolist()
         self.volatility_regimes: list[str] = features["volatility_regime"].tolist()
+        # The same prices and times as arrays, for searches over many rows at once (`first_outside`).
+        self.time_ns: np.ndarray = frame.index.tz_convert("UTC").as_unit("ns").asi8
+        self.lows, self.highs = (np.array([prices[column] for prices in self.prices], dtype=np.float64) for column in (2, 1))
         self._matrix = np.hstack([features[list(TECHNICAL_FEATURES)].to_numpy(), context.to_numpy(dtype=np.float64)])
+
+    def __len__(self) -> int:
+        return len(self.moments)
 
     def bar(self, row: int) -> Bar:
         return Bar(self, row)
+
+    def row_at(self, moment: datetime) -> int:
+        """The first row opening at or after `moment` (len(self) if none)."""
+        return int(np.searchsorted(self.time_ns, _nanoseconds(moment)))
+
+    def first_outside(self, *, low_above: float, high_below: float, start: int, stop: int) -> int:
+        """The first row in [start, stop) whose low is at or below `low_above` or whose high is at or above `high_below`; `stop` if none.
+
+        Looks in windows that grow fourfold, so a trade that exits soon costs a few dozen rows, not the rest of the history.
+        """
+        size = 32
+        while start < stop:
+            end = min(start + size, stop)
+            hits = np.flatnonzero((self.lows[start:end] <= low_above) | (self.highs[start:end] >= high_below))
+            if len(hits):
+                return start + int(hits[0])
+            start, size = end, size * 4
+        return stop
+
+    def signal_rows(self) -> np.ndarray:
+        """The rows on which `technical_signal` fires, found over the whole history at once (its rule on the score columns)."""
+        scores = np.asarray(self._scores, dtype=np.float64)  # NaN where not ready, so every comparison below is False there
+        threshold = settings.TRADING_SIGNAL_THRESHOLD
+        beyond = np.abs(scores) >= threshold
+        previous = np.concatenate(([np.nan], scores[:-1]))
+        # As technical_signal: not while the score stays beyond the threshold on the same side as the candle before.
+        still = (np.abs(previous) >= threshold) & ((previous > 0) == (scores > 0))
+        return np.flatnonzero(beyond & ~still)
 
     def features(self, row: int) -> dict[str, float] | None:
         """Row `row`'s technical features by name; None while there is too little history."""
@@ -171,13 +205,19 @@ class BarSource:
 _QUIET_MARGIN = 1e-9
 
 
+def _nanoseconds(moment: datetime) -> int:
+    return pd.Timestamp(moment).as_unit("ns").value
+
+
 class _WatchedTrade:
     """An open trade and, in floats for a quick first look, the candles that leave it untouched (trade_quiet_range).
 
     Only a candle outside that range gets the exact Decimal exit check; it decides every exit.
+    `wake`, once a replay has looked (`TradingEngine.next_row`), is the first row of its BarSource
+    after the trade's last check that is not quiet: the candles before it need no visit.
     """
 
-    __slots__ = ("trade", "low_above", "high_below", "until")
+    __slots__ = ("trade", "low_above", "high_below", "until", "wake")
 
     def __init__(self, trade: PaperTrade, quiet: execution.QuietRange):
         self.trade = trade
@@ -185,6 +225,7 @@ class _WatchedTrade:
         self.low_above = max(low * (1 - _QUIET_MARGIN), low * (1 + _QUIET_MARGIN))
         self.high_below = min(high * (1 - _QUIET_MARGIN), high * (1 + _QUIET_MARGIN))
         self.until = quiet.until
+        self.wake: int | None = None
 
     def leaves_alone(self, bar: Bar) -> bool:
         _, high, low, _ = bar.prices
@@ -236,6 +277,36 @@ class TradingEngine:
             stop_distance_pct=settings.TRADING_STOP_ATR_MULTIPLE * atr_pct,
             target_distance_pct=settings.TRADING_TARGET_ATR_MULTIPLE * atr_pct,
         )
+
+    # -- where a replay need look --------------------------------------------------------------
+    def busy_rows(self, source: BarSource, rows: range) -> np.ndarray:
+        """The rows of `source` in `rows` (sorted) on which `on_candle_close` may do more than fill and exit: where `propose` may propose.
+
+        Found over the whole history at once, before a replay; a replay visits these rows, the
+        fills and the exits (`next_row`) and skips the candles between, on which
+        `on_candle_close` would do nothing. An engine whose `propose` is its own gets every
+        ready row unless it says better: always right, if slower.
+        """
+        candidates = source.signal_rows() if type(self).propose is TradingEngine.propose else np.flatnonzero(source.ready)
+        return candidates[(candidates >= rows.start) & (candidates < rows.stop)]
+
+    def next_row(self, source: BarSource, row: int) -> int:
+        """After `on_candle_close` on row `row` of `source`: the next row on which it will fill or may exit (len(source): none).
+
+        A pending decision fills on the next row; an open trade needs a look on the first row
+        that leaves its quiet range (by the same float bounds `_manage_exits` reads), or reaches its time exit.
+        """
+        if self._pending[source.symbol]:
+            return row + 1
+        wake = len(source)
+        for watched in self._open[source.symbol]:
+            if watched.wake is None or watched.wake <= row:
+                start = max(row + 1, source.row_at(watched.trade.entry_time))
+                # Its time exit is due on the first row opening at or after `until`, however quiet the prices.
+                stop = len(source) if watched.until is None else max(start, source.row_at(watched.until))
+                watched.wake = source.first_outside(low_above=watched.low_above, high_below=watched.high_below, start=start, stop=stop)
+            wake = min(wake, watched.wake)
+        return wake
 
     # -- the loop ----------------------------------------------------------------------------
     def on_candle_close(self, bar: Bar) -> TickResult:

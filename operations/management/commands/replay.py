@@ -1,5 +1,7 @@
 """Replay stored (or file) candles through the engines, learning as they go, and print a summary."""
 import logging
+import os
+import resource
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,6 +14,16 @@ from operations.replay import replay
 from trading.models import PaperAccount, PaperTrade, SignalDecision
 from trading.selectors import candles_frame, read_candles_dir
 from trading.services.accounts import account_create
+
+
+def process_seconds() -> float | None:
+    """Seconds since this process started (interpreter start-up and imports included); None where /proc cannot tell."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            started = int(stat.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+            return float(uptime.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def parse_day(text: str) -> datetime:
@@ -93,6 +105,7 @@ class Command(BaseCommand):
 
         if not engines:
             return
+        started_up = process_seconds()
         summary = replay(
             engines=engines,
             frames=frames,
@@ -107,6 +120,14 @@ class Command(BaseCommand):
             f"Replayed {summary.candles:,} candles in {summary.seconds:.1f} s "
             f"({summary.candles / max(summary.seconds, 1e-9):,.0f} candles/s); "
             f"model updates {summary.model_updates}, batch retrains {summary.retrains}."
+        )
+        own, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        self.stdout.write(
+            f"Time: start-up {'?' if started_up is None else f'{started_up:.1f}'} s, features {summary.seconds_preparing:.1f} s, "
+            f"events {summary.seconds_events:.1f} s, learning in process {summary.seconds_learning + summary.seconds_retraining:.1f} s, "
+            f"writes {summary.seconds_writing:.1f} s; CPU: this process {own.ru_utime + own.ru_stime:.1f} s, "
+            f"learning workers {workers.ru_utime + workers.ru_stime:.1f} s; peak RSS {own.ru_maxrss / 1024:.0f} MB "
+            f"(largest worker {workers.ru_maxrss / 1024:.0f} MB)."
         )
         for figures in summary.accounts:
             factor = "n/a" if figures.profit_factor is None else f"{figures.profit_factor:.2f}"

@@ -87,11 +87,11 @@ def test_the_exit_prefilter_changes_nothing_but_how_many_exact_checks_run(engine
     exit_step = books_module.trade_exit_step
     monkeypatch.setattr(books_module, "trade_exit_step", lambda **kwargs: exact_checks.append(1) or exit_step(**kwargs))
 
-    def run(name: str):
+    def run(name: str, *, every_candle: bool = False):
         account = account_create(name=name, system_type=engine_class.system_type, starting_balance=Decimal("10000"))
         replay(
             engines=[engine_class(account=account, use_learning=False)], frames={"BTCUSDT": btc_frame, "ETHUSDT": eth_frame},
-            timeframe="1h", start=START, end=END, learning=False, progress=False,
+            timeframe="1h", start=START, end=END, learning=False, progress=False, every_candle=every_candle,
         )  # fmt: skip
         return books(account)
 
@@ -103,7 +103,7 @@ def test_the_exit_prefilter_changes_nothing_but_how_many_exact_checks_run(engine
         model.objects.all().delete()
     monkeypatch.setattr(_WatchedTrade, "leaves_alone", lambda self, bar: False)
     exact_checks.clear()
-    every_candle = run("every-candle")
+    every_candle = run("every-candle", every_candle=True)
 
     assert filtered == every_candle
     trade_rows = filtered[0]
