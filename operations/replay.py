@@ -63,6 +63,7 @@ class ReplaySummary:
     retrains: int = 0
     writes: int = 0
     # Where the time went.
+    seconds_session: float = 0.0  # starting the learning session: its imports, its evidence and models read, its workers started
     seconds_preparing: float = 0.0  # features, levels and where each engine may act, over whole histories
     seconds_events: float = 0.0  # the engines on the candles visited
     seconds_learning: float = 0.0  # online ensemble updates
@@ -175,8 +176,9 @@ def replay(
     step = timedelta(milliseconds=timeframe_ms(timeframe))
     started = time.perf_counter()
     # First, so that the workers' imports overlap the features and levels computed below.
-    session = LearningSession(learning=learning, background=learning and background)
     summary = ReplaySummary()
+    with _timed(summary, "seconds_session"):
+        session = LearningSession(learning=learning, background=learning and background)
     since_update = since_retrain = outcomes_seen = 0
     adopt_at = 0  # outcomes seen when the retrain in flight is adopted
 

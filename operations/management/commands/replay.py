@@ -123,7 +123,7 @@ class Command(BaseCommand):
         )
         own, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
         self.stdout.write(
-            f"Time: start-up {'?' if started_up is None else f'{started_up:.1f}'} s, features {summary.seconds_preparing:.1f} s, "
+            f"Time: start-up {'?' if started_up is None else f'{started_up:.1f}'} s, learning session start {summary.seconds_session:.1f} s, features {summary.seconds_preparing:.1f} s, "
             f"events {summary.seconds_events:.1f} s, learning in process {summary.seconds_learning + summary.seconds_retraining:.1f} s, "
             f"writes {summary.seconds_writing:.1f} s; CPU: this process {own.ru_utime + own.ru_stime:.1f} s, "
             f"learning workers {workers.ru_utime + workers.ru_stime:.1f} s; peak RSS {own.ru_maxrss / 1024:.0f} MB "
