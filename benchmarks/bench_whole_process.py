@@ -10,10 +10,11 @@ the temporary folder; it is never a dependency of this project).
 
 Settings: BENCH_WHOLE_FROM / BENCH_WHOLE_TO (2020-01-01..2024-01-01), BENCH_WHOLE_RUNS (a comma list of
 learning, baseline, scraping, linearity; all by default), BENCH_CODE (another checkout to time the
-same way, e.g. the main commit before a change), BENCH_CANDLES_DIR (../shared/data/candles).
+same way, e.g. the main commit before a change), BENCH_SHARED_DIR (../shared: its data/candles and tools/).
 """
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -25,8 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import ROOT, SHARED_CANDLES  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")
-FREQTRADE = ROOT.parent / "shared" / "tools" / "freqtrade_same_candles.sh"
+SHARED = Path(os.environ.get("BENCH_SHARED_DIR", SHARED_CANDLES.parent.parent))  # the steering folder beside the checkout
+FREQTRADE = SHARED / "tools" / "freqtrade_same_candles.sh"
 _REPLAYED = re.compile(r"Replayed ([\d,]+) candles in ([\d.]+) s")
+_VISITED = re.compile(r"([\d,]+) of them visited")
 _SPLIT = re.compile(
     r"start-up ([\d.?]+) s, learning session start ([\d.]+) s, features ([\d.]+) s, events ([\d.]+) s, learning in process ([\d.]+) s, writes ([\d.]+) s; "
     r"CPU: this process ([\d.]+) s, learning workers ([\d.]+) s; peak RSS (\d+) MB \(largest worker (\d+) MB\)"
@@ -50,14 +53,15 @@ class Runner:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
         shutil.copy(self.template, database)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), children_cpu()
         done = subprocess.run(
             [self.python, "manage.py", "replay", *args, "--no-progress"], cwd=self.code, env=self._env(database),
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-        wall = time.perf_counter() - started
-        replayed = _REPLAYED.search(done.stdout)
-        run = {"wall": wall, "candles": int(replayed.group(1).replace(",", "")), "loop": float(replayed.group(2))}
+        wall, cpu = time.perf_counter() - started, children_cpu() - cpu
+        replayed, visited = _REPLAYED.search(done.stdout), _VISITED.search(done.stdout)
+        run = {"wall": wall, "total_cpu": cpu, "candles": int(replayed.group(1).replace(",", "")), "loop": float(replayed.group(2))}
+        run["visited"] = int(visited.group(1).replace(",", "")) if visited else None
         split = _SPLIT.search(done.stdout)
         if split:
             names = ("startup", "session", "features", "events", "learning", "writes", "cpu", "workers", "rss", "worker_rss")
@@ -65,8 +69,18 @@ class Runner:
         return run
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children, theirs included (a replay's learning workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def describe(label: str, run: dict) -> str:
-    line = f"{label}: {run['wall']:.1f} s whole process = {run['candles'] / run['wall']:,.0f} candles/s ({run['candles']:,} candles)"
+    visited = "" if run["visited"] is None else f", {run['visited']:,} visited"
+    line = (
+        f"{label}: {run['wall']:.1f} s whole process = {run['candles'] / run['wall']:,.0f} candles/s ({run['candles']:,} candles{visited}); "
+        f"CPU {run['total_cpu']:.1f} s, learning workers included"
+    )
     if "events" not in run:  # a checkout whose command does not report its split
         return f"{line}; replay loop {run['loop']:.1f} s"
     startup = "?" if run["startup"] is None else f"{run['startup']:.1f}"
@@ -102,7 +116,7 @@ def freqtrade_whole_seconds() -> float | None:
 
 
 def main() -> None:
-    directory = Path(os.environ.get("BENCH_CANDLES_DIR", SHARED_CANDLES))
+    directory = SHARED / "data" / "candles"
     directory = directory if (directory / "SOLUSDT-1h.csv").is_file() else ROOT / "data" / "candles"
     symbols = [symbol for symbol in SYMBOLS if (directory / f"{symbol}-1h.csv").is_file()]
     start, end = os.environ.get("BENCH_WHOLE_FROM", "2020-01-01"), os.environ.get("BENCH_WHOLE_TO", "2024-01-01")

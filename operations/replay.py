@@ -8,6 +8,15 @@ in worker processes beside the replay, and a retrained model is adopted a fixed 
 trades later (as a live retrain is adopted when Celery finishes it), never when the worker
 happens to finish: a replay's results do not depend on the machine's speed.
 
+Most candles change nothing: no signal fires and no open trade can exit. So a replay visits
+events, not candles (`_Visits`): each engine says, over a symbol's whole history at once, on
+which rows it may propose (`busy_rows`); a decision fills on the next row; an open trade is next
+looked at on the first candle that leaves its quiet range (`next_row`, a vectorised search of
+the lows and highs after it). The symbols' visits are merged in time order by a heap, and what
+depends on order across symbols (risk limits, learning, retrains and writes after each step)
+sees what a replay of every candle sees; `every_candle` runs that replay (the tests compare).
+A live tick calls the same `on_candle_close` on its one candle.
+
 The engines keep their books in memory (operations.books.MemoryBooks, learning.services.session)
 and everything is written to the database in one transaction every REPLAY_WRITE_EVERY
 outcomes, before each batch retrain and at the end: the same rules as live, without a round
@@ -58,6 +67,7 @@ class AccountSummary:
 @dataclass(kw_only=True)
 class ReplaySummary:
     candles: int = 0
+    visited: int = 0  # candles the engines were run on (all of them with every_candle)
     seconds: float = 0.0
     model_updates: int = 0
     retrains: int = 0
@@ -245,6 +255,7 @@ def replay(
                     _, index, row = heapq.heappop(queue)
                     visit = visits[index]
                     bar = visit.source.bar(row)
+                    summary.visited += 1
                     for engine in engines:
                         outcomes = engine.on_candle_close(bar).outcomes
                         since_update += outcomes

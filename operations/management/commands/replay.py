@@ -118,7 +118,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"Replayed {summary.candles:,} candles in {summary.seconds:.1f} s "
-            f"({summary.candles / max(summary.seconds, 1e-9):,.0f} candles/s); "
+            f"({summary.candles / max(summary.seconds, 1e-9):,.0f} candles/s, {summary.visited:,} of them visited); "
             f"model updates {summary.model_updates}, batch retrains {summary.retrains}."
         )
         own, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
