@@ -79,19 +79,25 @@ def algo_reply(params):
     )  # fmt: skip
 
 
-def tick_until_an_entry(account, capture) -> tuple[datetime, ExchangeOrder]:
-    """Tick hour by hour, committing as a worker would (so the entry task runs), until a taken decision's entry goes out."""
+def tick_hourly_until(account, capture, found) -> datetime:
+    """Tick hour by hour from START, committing as a worker would (so queued tasks run), until `found()`; returns that hour."""
     at = START
     tick(account, at)
     for _ in range(24 * 20):
         at += timedelta(hours=1)
         with capture(execute=True):
             tick(account, at)
-        order = ExchangeOrder.objects.filter(account=account, role="entry").first()
-        if order is not None:
-            account_pause(account_id=account.pk)  # nothing new from here: only this trade's life is followed
-            return at, order
-    raise AssertionError("no taken decision in 20 days of candles")
+        if found():
+            return at
+    raise AssertionError("nothing found in 20 days of candles")
+
+
+def tick_until_an_entry(account, capture) -> tuple[datetime, ExchangeOrder]:
+    """Tick until a taken decision's entry goes out; then pause the account, so only this trade's life is followed."""
+    entries = ExchangeOrder.objects.filter(account=account, role="entry")
+    at = tick_hourly_until(account, capture, entries.exists)
+    account_pause(account_id=account.pk)
+    return at, entries.get()
 
 
 def test_a_tick_places_the_entry_the_trade_takes_the_exchange_fill_and_the_target_closes_it_on_the_exchange(
@@ -318,15 +324,9 @@ def test_exits_the_exchange_refused_to_hold_are_watched_by_the_engine_and_sent_a
 
 def test_without_keys_an_exchange_account_places_nothing_keeps_ticking_and_says_why(account, session, monkeypatch, django_capture_on_commit_callbacks):
     monkeypatch.delenv("EXCHANGE_API_SECRET")
-    at = START
-    tick(account, at)
-    for _ in range(24 * 20):
-        at += timedelta(hours=1)
-        with django_capture_on_commit_callbacks(execute=True):
-            tick(account, at)
-        decision = SignalDecision.objects.filter(account=account, taken=True).first()
-        if decision is not None:
-            break
+    taken = SignalDecision.objects.filter(account=account, taken=True)
+    at = tick_hourly_until(account, django_capture_on_commit_callbacks, taken.exists)
+    decision = taken.get()
     account_pause(account_id=account.pk)
     assert tick(account, at + timedelta(hours=1)) == 1  # the tick runs; the decision is followed as a shadow trade
     decision.refresh_from_db()
