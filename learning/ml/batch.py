@@ -115,24 +115,30 @@ def _new_estimator(kind: BatchKind, random_state: int, *, C: float = 1.0):
     raise ValueError(f"unknown batch model kind {kind!r}; expected 'hgb' or 'logistic'")
 
 
-def _fit_estimator(kind: BatchKind, X: np.ndarray, y: np.ndarray, random_state: int):
-    """Fit on time-ordered rows; a logistic model's C is first chosen walk-forward on these rows alone.
+def _fit(estimator, X: np.ndarray, y: np.ndarray, weights: np.ndarray):
+    if hasattr(estimator, "steps"):  # a pipeline hands the weights to its last step
+        return estimator.fit(X, y, **{f"{estimator.steps[-1][0]}__sample_weight": weights})
+    return estimator.fit(X, y, sample_weight=weights)
 
-    Each C of LOGISTIC_C_GRID is fitted on the older rows and scored (log-loss) on the newest
-    C_SELECTION_FRACTION of them; the best is refitted on all. Nothing outside the training
+
+def _fit_estimator(kind: BatchKind, X: np.ndarray, y: np.ndarray, random_state: int, weights: np.ndarray):
+    """Fit on time-ordered, weighted rows; a logistic model's C is first chosen walk-forward on these rows alone.
+
+    Each C of LOGISTIC_C_GRID is fitted on the older rows and scored (weighted log-loss) on the
+    newest C_SELECTION_FRACTION of them; the best is refitted on all. Nothing outside the training
     window (neither the calibration window nor later trades) takes part in the choice.
     """
     if kind != "logistic":
-        return _new_estimator(kind, random_state).fit(X, y)
+        return _fit(_new_estimator(kind, random_state), X, y, weights)
     cut = int(len(y) * (1 - C_SELECTION_FRACTION))
     best_C, best_loss = 1.0, math.inf
     if np.unique(y[:cut]).size == 2 and len(y) - cut >= MIN_VALIDATION_ROWS:
         for C in LOGISTIC_C_GRID:
-            candidate = _new_estimator(kind, random_state, C=C).fit(X[:cut], y[:cut])
-            loss = metrics.log_loss(y[cut:], candidate.predict_proba(X[cut:])[:, 1])
+            candidate = _fit(_new_estimator(kind, random_state, C=C), X[:cut], y[:cut], weights[:cut])
+            loss = metrics.log_loss(y[cut:], candidate.predict_proba(X[cut:])[:, 1], sample_weight=weights[cut:])
             if loss < best_loss:
                 best_C, best_loss = C, loss
-    return _new_estimator(kind, random_state, C=best_C).fit(X, y)
+    return _fit(_new_estimator(kind, random_state, C=best_C), X, y, weights)
 
 
 def _fit_calibration(scores: np.ndarray, outcomes: np.ndarray, method: CalibrationMethod) -> dict[str, Any]:
@@ -407,6 +413,7 @@ def train_batch_model(
     calibration: CalibrationMethod = "sigmoid",
     feature_names: Sequence[str] | None = None,
     per_system: bool = False,
+    sample_weight=None,
     random_state: int = 0,
 ) -> BatchTrainingResult:
     """Train on the older trades, calibrate and evaluate on the newest ones (never shuffled).
@@ -415,13 +422,15 @@ def train_batch_model(
     `per_system`, each trading system whose own trades suffice (column SYSTEM_COLUMN tells them
     apart) gets its own estimator and calibration, and a pooled one serves the others: the
     systems' outcomes follow different rules, and one calibration over both is wrong within each.
+    `sample_weight` weighs the training rows (e.g. learning.ml.weights.average_uniqueness).
     """
     feature_names = current_feature_schema().names if feature_names is None else feature_names
     features = np.asarray(X, dtype=np.float64)
     outcomes = np.asarray(y).ravel().astype(np.int64)
     times = np.asarray(times)
-    if features.ndim != 2 or not (features.shape[0] == outcomes.size == times.size):
-        raise ValueError("X, y and times must describe the same trades")
+    weights = np.ones(outcomes.size) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if features.ndim != 2 or not (features.shape[0] == outcomes.size == times.size == weights.size):
+        raise ValueError("X, y, times and sample_weight must describe the same trades")
     if features.shape[1] != len(feature_names):
         raise ValueError(f"X has {features.shape[1]} features, the schema names {len(feature_names)}")
     if not 0.0 < validation_fraction < 1.0:
@@ -437,7 +446,7 @@ def train_batch_model(
     def fit(train: np.ndarray, validation: np.ndarray) -> tuple[BatchModel, np.ndarray]:
         """A model fitted on rows `train`, calibrated on rows `validation`, and its cross-fitted validation probabilities."""
         with _one_openmp_thread():
-            estimator = _fit_estimator(kind, features[train], outcomes[train], random_state)
+            estimator = _fit_estimator(kind, features[train], outcomes[train], random_state, weights[train])
             scores = estimator.decision_function(features[validation])
         model = BatchModel(kind=kind, estimator=estimator, calibration=_fit_calibration(scores, outcomes[validation], calibration))
         return model, _cross_fitted(scores, outcomes[validation], calibration)

@@ -18,11 +18,11 @@ def _as_arrays(y_true, probabilities) -> tuple[np.ndarray, np.ndarray]:
     return outcomes, probs
 
 
-def log_loss(y_true, probabilities) -> float:
-    """Mean negative log-likelihood of the outcomes (0.693 is a coin flip)."""
+def log_loss(y_true, probabilities, sample_weight=None) -> float:
+    """Mean (weighted) negative log-likelihood of the outcomes (0.693 is a coin flip)."""
     outcomes, probs = _as_arrays(y_true, probabilities)
     probs = np.clip(probs, PROBABILITY_EPS, 1 - PROBABILITY_EPS)
-    return float(-np.mean(outcomes * np.log(probs) + (1 - outcomes) * np.log1p(-probs)))
+    return float(-np.average(outcomes * np.log(probs) + (1 - outcomes) * np.log1p(-probs), weights=sample_weight))
 
 
 def brier(y_true, probabilities) -> float:

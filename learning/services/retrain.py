@@ -155,13 +155,16 @@ def batch_retrain(*, as_of: datetime | None = None) -> RetrainResult:
 
 
 def _batch_retrain(*, as_of: datetime | None) -> RetrainResult:
-    X, y, exit_times, ids, skipped = training_matrix(as_of)
-    problem = batch_training_problem(y, skipped=skipped)
+    stored = training_matrix(as_of)
+    X, y, exit_times, ids = stored.X, stored.y, stored.exit_times, stored.ids
+    problem = batch_training_problem(y, skipped=stored.skipped)
     if problem is not None:
         return batch_no_version(problem)
     times = np.array([exit_time.timestamp() for exit_time in exit_times])
     try:
-        result = train_batch_model(X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND, per_system=settings.LEARNING_BATCH_PER_SYSTEM)
+        result = train_batch_model(
+            X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND, per_system=settings.LEARNING_BATCH_PER_SYSTEM, sample_weight=stored.weights
+        )
     except ValueError as error:
         return batch_no_version(str(error))
     return batch_version_adopt(result=result, X=X, y=y, ids=ids, exit_times=exit_times)

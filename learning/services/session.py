@@ -35,6 +35,7 @@ from learning.ml.batch import train_batch_artifact
 from learning.ml.hybrid import HybridPrediction, HybridPredictor
 from learning.ml.online import OnlineEnsemble, learn_resident
 from learning.ml.schema import current_feature_schema
+from learning.ml.weights import average_uniqueness
 from learning.models import ALL_SYMBOLS, ModelKind, ModelVersion, SystemType, TrainingRecord
 from learning.selectors import SKILL_HISTORY, recent_record_of_rows, scored_history
 from learning.services.aggregates import (
@@ -258,7 +259,10 @@ class LearningSession:
             self._unsaved_record_ids.extend(record_ids[outcome.trade_id] for outcome in outcomes)
             if self.learning:
                 for outcome, (_, vector, label) in zip(outcomes, self._pending):
-                    self._history.add(record_ids[outcome.trade_id], vector, label, outcome.exit_time)
+                    self._history.add(
+                        record_ids[outcome.trade_id], vector, label,
+                        entry_time=outcome.entry_time, exit_time=outcome.exit_time, symbol=outcome.symbol,
+                    )  # fmt: skip
             if checkpoint and self.learning:
                 self._checkpoint()
         self._pending = []
@@ -295,7 +299,7 @@ class LearningSession:
         if token is None:
             self._retrain = _Retrain(result=RetrainResult.untrained(RETRAIN_ALREADY_RUNNING))
             return
-        X, y, ids, exit_times = self._history.before(as_of)
+        X, y, ids, exit_times, weights = self._history.before(as_of)
         retrain = _Retrain(token=token, X=X, y=y, ids=ids, exit_times=exit_times)
         problem = batch_training_problem(y, skipped=self._history.skipped)
         if problem is not None:
@@ -311,6 +315,7 @@ class LearningSession:
                 times,
                 kind=settings.LEARNING_BATCH_MODEL_KIND,
                 per_system=settings.LEARNING_BATCH_PER_SYSTEM,
+                sample_weight=weights,
                 feature_names=current_feature_schema().names,
             )
         self._retrain = retrain
@@ -405,11 +410,13 @@ class _History:
     """
 
     def __init__(self):
-        X, y, exit_times, ids, self.skipped = training_matrix(None)
-        self._vectors, self._outcomes = list(X), y.tolist()
-        self._exit_times, self._ids = list(exit_times), list(ids)
+        stored = training_matrix(None)
+        self.skipped = stored.skipped
+        self._vectors, self._outcomes = list(stored.X), stored.y.tolist()
+        self._exit_times, self._ids = list(stored.exit_times), list(stored.ids)
+        self._entry_times, self._symbols = list(stored.entry_times), list(stored.symbols)
 
-    def add(self, record_id: int, vector: np.ndarray | None, outcome: int, exit_time: datetime) -> None:
+    def add(self, record_id: int, vector: np.ndarray | None, outcome: int, *, entry_time: datetime, exit_time: datetime, symbol: str) -> None:
         if vector is None:
             self.skipped += 1
             return
@@ -417,9 +424,13 @@ class _History:
         self._outcomes.append(outcome)
         self._exit_times.append(exit_time)
         self._ids.append(record_id)
+        self._entry_times.append(entry_time)
+        self._symbols.append(symbol)
 
-    def before(self, as_of: datetime) -> tuple[np.ndarray, np.ndarray, list[int], list[datetime]]:
-        """Features, outcomes, ids and exit times of the records closed before `as_of`, oldest exit first."""
+    def before(self, as_of: datetime) -> tuple[np.ndarray, np.ndarray, list[int], list[datetime], np.ndarray]:
+        """Features, outcomes, ids, exit times and uniqueness weights of the records closed before `as_of`, oldest exit first."""
         rows = sorted((i for i, exit_time in enumerate(self._exit_times) if exit_time < as_of), key=lambda i: (self._exit_times[i], self._ids[i]))
         X = np.vstack([self._vectors[i] for i in rows]) if rows else np.empty((0, len(current_feature_schema().names)))
-        return X, np.array([self._outcomes[i] for i in rows], dtype=np.int64), [self._ids[i] for i in rows], [self._exit_times[i] for i in rows]
+        exit_times = [self._exit_times[i] for i in rows]
+        weights = average_uniqueness([self._entry_times[i] for i in rows], exit_times, [self._symbols[i] for i in rows])
+        return X, np.array([self._outcomes[i] for i in rows], dtype=np.int64), [self._ids[i] for i in rows], exit_times, weights

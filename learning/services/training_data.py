@@ -1,10 +1,12 @@
 """Stored outcomes as the learners read them: schema vectors, the record matrix as of a time, schema errors as messages."""
 from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 from django.core.exceptions import ValidationError
 
 from learning.ml.schema import FeatureSchemaError, current_feature_schema
+from learning.ml.weights import average_uniqueness
 from learning.models import TrainingRecord
 
 
@@ -27,14 +29,32 @@ def schema_error_messages(error: FeatureSchemaError, *, prefix: str = "") -> dic
     return {f"{prefix}{name}": f"{message[0].upper()}{message[1:]}." for name, message in error.errors.items()}
 
 
-def training_matrix(as_of: datetime | None):
-    """All records (closed before `as_of`) that fit the schema, oldest exit first: features, outcomes, exit times, ids, skipped."""
+class TrainingMatrix(NamedTuple):
+    """Usable records in exit order, as the batch model trains on them."""
+
+    X: np.ndarray
+    y: np.ndarray
+    exit_times: list[datetime]
+    ids: list[int]
+    skipped: int  # records whose features do not fit the schema
+    entry_times: list[datetime]
+    symbols: list[str]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Each record's average uniqueness among the records overlapping it on its symbol (mean 1)."""
+        return average_uniqueness(self.entry_times, self.exit_times, self.symbols)
+
+
+def training_matrix(as_of: datetime | None) -> TrainingMatrix:
+    """All records (closed before `as_of`) that fit the schema, oldest exit first."""
     records = TrainingRecord.objects.order_by("exit_time", "id")
     if as_of is not None:
         records = records.filter(exit_time__lt=as_of)
-    vectors, outcomes, exit_times, ids = [], [], [], []
+    vectors, outcomes, exit_times, ids, entry_times, symbols = [], [], [], [], [], []
     skipped = 0
-    for record_id, features, success, exit_time in records.values_list("id", "features", "success", "exit_time").iterator(chunk_size=2000):
+    rows = records.values_list("id", "features", "success", "exit_time", "entry_time", "symbol").iterator(chunk_size=2000)
+    for record_id, features, success, exit_time, entry_time, symbol in rows:
         vector = schema_vector(features or {})
         if vector is None:
             skipped += 1
@@ -43,5 +63,7 @@ def training_matrix(as_of: datetime | None):
         outcomes.append(int(success))
         exit_times.append(exit_time)
         ids.append(record_id)
+        entry_times.append(entry_time)
+        symbols.append(symbol)
     X = np.vstack(vectors) if vectors else np.empty((0, len(current_feature_schema().names)))
-    return X, np.asarray(outcomes, dtype=np.int64), exit_times, ids, skipped
+    return TrainingMatrix(X, np.asarray(outcomes, dtype=np.int64), exit_times, ids, skipped, entry_times, symbols)

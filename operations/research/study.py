@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from learning.ml.weights import average_uniqueness
 from operations.evaluation.metrics import iso_weeks, weekly_block_se
 from operations.research.dataset import utc64
 from operations.research.features import feature_matrix
@@ -75,32 +76,6 @@ def _shuffled(data: pd.DataFrame, seed: int) -> pd.DataFrame:
     return data
 
 
-def average_uniqueness(entry: pd.Series, exit_: pd.Series, symbol: pd.Series) -> np.ndarray:
-    """AFML ch. 4: each outcome's mean over its hours of 1 / (outcomes of the same symbol open then), scaled to mean 1.
-
-    Outcomes on one symbol that overlap in time share the same price moves, so they are not
-    independent examples; weighting by uniqueness keeps a burst of overlapping trades from
-    counting as many.
-    """
-    weights = np.ones(len(entry))
-    if len(entry) == 0:
-        return weights
-    hour = pd.Timedelta(hours=1)
-    origin = entry.min().floor("h")
-    first = ((entry - origin) // hour).to_numpy(dtype=np.int64)
-    last = np.maximum(((exit_ - origin) // hour).to_numpy(dtype=np.int64), first)
-    for value in pd.unique(symbol):
-        rows = np.flatnonzero((symbol == value).to_numpy())
-        span = last[rows].max() + 2
-        concurrency = np.zeros(span, dtype=np.float64)
-        np.add.at(concurrency, first[rows], 1.0)
-        np.add.at(concurrency, last[rows] + 1, -1.0)
-        inverse = np.zeros(span + 1)
-        inverse[1:] = np.cumsum(1.0 / np.maximum(np.cumsum(concurrency), 1.0))
-        weights[rows] = (inverse[last[rows] + 1] - inverse[first[rows]]) / (last[rows] - first[rows] + 1)
-    return weights / weights.mean()
-
-
 def running_base_rate(known_time: np.ndarray, success: np.ndarray, decision_time: np.ndarray, prior: float = 0.5) -> np.ndarray:
     """At each decision, the success rate of the outcomes known by then (`prior` before any is)."""
     order = np.argsort(known_time, kind="stable")
@@ -159,7 +134,7 @@ def _walk(*, seen: pd.DataFrame, truth: pd.DataFrame, X: np.ndarray, config: Stu
             out.append(frame)
             continue
         weights = (
-            average_uniqueness(train_frame["entry_time"], train_frame["exit_time"], train_frame["symbol"])
+            average_uniqueness(train_frame["entry_time"].to_numpy(), train_frame["exit_time"].to_numpy(), train_frame["symbol"].to_numpy())
             if config.uniqueness_weights
             else np.ones(len(train_frame))
         )

@@ -216,3 +216,17 @@ def test_a_model_per_system_survives_its_artifact():
     restored = batch_model_from_state(load_estimator(artifact.blob, sha256=artifact.sha256, sklearn_version=artifact.sklearn_version))
     assert isinstance(restored, SystemSplitModel) and set(restored.parts) == set(model.parts)
     assert np.array_equal(restored.predict_proba(X), model.predict_proba(X))
+
+
+def test_sample_weights_decide_what_the_model_learns_from():
+    X, y, times = synthetic_trades(1500, seed=4)
+    flipped = y.copy()
+    noise = np.arange(len(y)) % 2 == 1
+    flipped[noise] = 1 - flipped[noise]  # every other trade's label is wrong
+    plain = train_batch_model(X, flipped, times, kind="logistic")
+    weighted = train_batch_model(X, flipped, times, kind="logistic", sample_weight=np.where(noise, 1e-6, 1.0))
+    truth = y[weighted.validation_rows]
+    assert metrics_roc_auc(truth, weighted.model.predict_proba(X[weighted.validation_rows])[:, 1]) > 0.65
+    assert metrics_roc_auc(truth, plain.model.predict_proba(X[plain.validation_rows])[:, 1]) < 0.6
+    with pytest.raises(ValueError, match="sample_weight"):
+        train_batch_model(X, y, times, sample_weight=np.ones(3))

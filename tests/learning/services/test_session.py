@@ -37,11 +37,13 @@ def test_the_sessions_training_history_is_what_batch_retrain_reads(settings):
         session.write(trade_ids={})
 
     for as_of in (start + timedelta(hours=hours) for hours in (50, 180, 333, 10_000)):
-        X, y, ids, exit_times = session._history.before(as_of)
-        stored_X, stored_y, stored_exit_times, stored_ids, _ = training_matrix(as_of)
+        X, y, ids, exit_times, weights = session._history.before(as_of)
+        stored = training_matrix(as_of)
+        stored_X, stored_y, stored_exit_times, stored_ids, stored_weights = stored.X, stored.y, stored.exit_times, stored.ids, stored.weights
         assert ids == stored_ids and exit_times == stored_exit_times and len(ids) > 0
         np.testing.assert_array_equal(X, stored_X)
         np.testing.assert_array_equal(y, stored_y)
+        np.testing.assert_array_equal(weights, stored_weights)
     session.close()
 
 

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from operations.research.features import feature_frame
-from operations.research.study import StudyConfig, average_uniqueness, run_study, running_base_rate
+from learning.ml.weights import average_uniqueness
+from operations.research.study import StudyConfig, run_study, running_base_rate
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,9 @@ def test_average_uniqueness_by_hand():
     symbol = pd.Series(["BTC", "BTC", "ETH", "BTC"])
     # BTC hours 0,1,2 hold trades {0}, {0,1}, {1}: trade 0 = (1 + 1/2)/2, trade 1 = (1/2 + 1)/2; ETH and the late one stand alone.
     raw = np.array([0.75, 0.75, 1.0, 1.0])
-    np.testing.assert_allclose(average_uniqueness(entry, exit_, symbol), raw / raw.mean())
+    np.testing.assert_allclose(average_uniqueness(entry.to_numpy(), exit_.to_numpy(), symbol.to_numpy()), raw / raw.mean())
+    # Aware datetimes, as the store gives them, weigh the same.
+    np.testing.assert_allclose(average_uniqueness(list(entry.dt.to_pydatetime()), list(exit_.dt.to_pydatetime()), list(symbol)), raw / raw.mean())
 
 
 def test_running_base_rate_counts_only_outcomes_known_by_each_decision():

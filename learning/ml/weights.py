@@ -1,0 +1,38 @@
+"""Sample weights for overlapping trade outcomes: average uniqueness (López de Prado, AFML ch. 4)."""
+from collections.abc import Sequence
+
+import numpy as np
+
+_HOUR_NS = 3_600 * 10**9
+
+
+def average_uniqueness(entry_times, exit_times, symbols: Sequence[str]) -> np.ndarray:
+    """Each outcome's mean over its hours of 1 / (outcomes of the same symbol open then), scaled to mean 1.
+
+    Outcomes on one symbol that overlap in time share the same price moves, so they are not
+    independent examples; weighting by uniqueness keeps a burst of overlapping trades from
+    counting as many. Times are anything numpy reads as datetime64 (aware datetimes as UTC).
+    """
+    entry, exit_ = _hours(entry_times), _hours(exit_times)
+    weights = np.ones(len(entry))
+    if len(entry) == 0:
+        return weights
+    first = entry - entry.min()
+    last = np.maximum(exit_ - entry.min(), first)
+    symbols = np.asarray(symbols)
+    for value in np.unique(symbols):
+        rows = np.flatnonzero(symbols == value)
+        span = last[rows].max() + 2
+        concurrency = np.zeros(span, dtype=np.float64)
+        np.add.at(concurrency, first[rows], 1.0)
+        np.add.at(concurrency, last[rows] + 1, -1.0)
+        inverse = np.zeros(span + 1)
+        inverse[1:] = np.cumsum(1.0 / np.maximum(np.cumsum(concurrency), 1.0))
+        weights[rows] = (inverse[last[rows] + 1] - inverse[first[rows]]) / (last[rows] - first[rows] + 1)
+    return weights / weights.mean()
+
+
+def _hours(times) -> np.ndarray:
+    """Whole hours since the epoch (floored), from datetimes, pandas timestamps or datetime64."""
+    values = [time.replace(tzinfo=None) - time.utcoffset() if getattr(time, "utcoffset", None) and time.utcoffset() is not None else time for time in times]
+    return np.floor_divide(np.asarray(values, dtype="datetime64[ns]").astype(np.int64), _HOUR_NS)
