@@ -24,21 +24,41 @@ def main() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, trade_id text UNIQUE, features jsonb)")
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = Path(f"/proc/{cursor.fetchone()[0]}/stat")
+
+    def cpu() -> tuple[float, float]:
+        """CPU seconds so far of the PostgreSQL backend serving this connection, and of this process."""
+        fields = backend.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), time.process_time()
+
     singles = TradeOutcomeFactory.build_batch(SINGLES)
     floor_seconds = store_seconds = 0.0
+    floor_cpu, store_cpu = [0.0, 0.0], [0.0, 0.0]
     for turn in range(0, len(singles), 100):
+        before_floor = cpu()
         with timed() as floor, connection.cursor() as cursor:
             for outcome in singles[turn : turn + 100]:
                 cursor.execute("INSERT INTO bench_floor (trade_id, features) VALUES (%s, %s)", [outcome.trade_id, "{}"])
+        before_store = cpu()
         with timed() as single:
             for outcome in singles[turn : turn + 100]:
                 store_trade_outcome(outcome=outcome)
+        after_store = cpu()
+        for side in (0, 1):
+            floor_cpu[side] += before_store[side] - before_floor[side]
+            store_cpu[side] += after_store[side] - before_store[side]
         floor_seconds, store_seconds = floor_seconds + floor["seconds"], store_seconds + single["seconds"]
     floor_rate, store_rate = len(singles) / floor_seconds, len(singles) / store_seconds
     print(f"raw single-row INSERT with its own commit (the floor, PostgreSQL):  {floor_rate:,.0f} rows/s")
     print(
         f"store_trade_outcome, one call per outcome (PostgreSQL, 1 process): {store_rate:,.0f} outcomes/s "
         f"= {store_rate / floor_rate:.2f} of the floor (side by side, in turns of 100; target ≥ 0.75)"
+    )
+    per_call = lambda seconds: seconds * 1000 / len(singles)  # noqa: E731
+    print(
+        f"  CPU per call, PostgreSQL backend + this process: floor {per_call(floor_cpu[0]):.2f} + {per_call(floor_cpu[1]):.2f} ms, "
+        f"store {per_call(store_cpu[0]):.2f} + {per_call(store_cpu[1]):.2f} ms (the rest of a call's time is waiting: commit, round trip)"
     )
 
     batch = TradeOutcomeFactory.build_batch(10_000)

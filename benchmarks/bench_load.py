@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -214,7 +215,7 @@ def main() -> int:
             f"-> {'OK' if accounted else 'MISMATCH'}"
         )
 
-        print(predict_alone(port, token, features))
+        print(predict_alone(port, token, features, web_pid=web.pid))
         return 0 if accounted and errors == 0 else 1
     finally:
         stop(web)
@@ -223,8 +224,25 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def predict_alone(port: int, token: str, features: dict) -> str:
-    """`POST /ml/hybrid/predict` alone: wrk when installed, else Python threads on keep-alive connections."""
+def _cpu_seconds_of_group(leader: int) -> float:
+    """CPU time (user + system) so far of the live processes in `leader`'s process group (gunicorn and its workers)."""
+    total = 0.0
+    for pid in subprocess.run(["pgrep", "-g", str(leader)], capture_output=True, text=True).stdout.split():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def predict_alone(port: int, token: str, features: dict, *, web_pid: int) -> str:
+    """`POST /ml/hybrid/predict` alone: wrk when installed, else Python threads on keep-alive connections.
+
+    The load generator runs on the same cores as the server, so each line also says how much CPU the
+    server spent per request and how much the generator took: the rate a machine of its own would
+    carry follows from the first.
+    """
     body = json.dumps({"features": features})
     url = f"http://127.0.0.1:{port}/ml/hybrid/predict"
     if shutil.which("wrk"):
@@ -238,10 +256,15 @@ def predict_alone(port: int, token: str, features: dict) -> str:
         lines = []
         # Latency depends on how many requests wait at once: report a moderate and a heavy load.
         for connections in (8, 16):
+            server_before, generator_before = _cpu_seconds_of_group(web_pid), resource.getrusage(resource.RUSAGE_CHILDREN)
             output = subprocess.run(
                 ["wrk", "-t2", f"-c{connections}", f"-d{PREDICT_SECONDS}s", "--latency", "-s", script.name, url],
                 capture_output=True, text=True, timeout=PREDICT_SECONDS + 60,
             ).stdout  # fmt: skip
+            server_cpu = _cpu_seconds_of_group(web_pid) - server_before
+            generator = resource.getrusage(resource.RUSAGE_CHILDREN)
+            generator_cpu = generator.ru_utime + generator.ru_stime - generator_before.ru_utime - generator_before.ru_stime
+            served = re.search(r"(\d+) requests in", output)
             rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
             p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
             non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
@@ -249,8 +272,9 @@ def predict_alone(port: int, token: str, features: dict) -> str:
             p99_ms = float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan")
             lines.append(
                 f"POST /ml/hybrid/predict alone (wrk, 2 threads, {connections} connections, {PREDICT_SECONDS} s; gunicorn 2 workers): "
-                f"{float(rate.group(1)) if rate else float('nan'):,.0f} req/s (target >= 500), p99 {p99_ms:.1f} ms (target <= 25), "
-                f"non-2xx {non_2xx.group(1) if non_2xx else 0}"
+                f"{float(rate.group(1)) if rate else float('nan'):,.0f} req/s (target >= 1,000 at 16), p99 {p99_ms:.1f} ms (target <= 25), "
+                f"non-2xx {non_2xx.group(1) if non_2xx else 0}; server CPU {server_cpu * 1000 / int(served.group(1)) if served else float('nan'):.2f} ms "
+                f"per request, wrk {generator_cpu / PREDICT_SECONDS:.2f} of a core"
             )
         os.unlink(script.name)
         return "\n".join(lines)
@@ -270,7 +294,7 @@ def predict_alone(port: int, token: str, features: dict) -> str:
     p50, p99 = percentiles_ms(stats["latencies"])
     return (
         f"POST /ml/hybrid/predict alone (Python load generator, 8 threads, {PREDICT_SECONDS} s; gunicorn 2 workers): "
-        f"{len(stats['latencies']) / PREDICT_SECONDS:,.0f} req/s (target >= 500), p50 {p50:.1f} ms, p99 {p99:.1f} ms (target <= 25)"
+        f"{len(stats["latencies"]) / PREDICT_SECONDS:,.0f} req/s (target >= 1,000), p50 {p50:.1f} ms, p99 {p99:.1f} ms (target <= 25)"
     )
 
 
