@@ -35,6 +35,13 @@ class VolatilityRegime(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
 
 
+class FillSource(models.TextChoices):
+    """Where a trade's fills came from: the simulator's rules, or an exchange's reports."""
+
+    PAPER = "paper", "Paper (simulated fills)"
+    EXCHANGE = "exchange", "Exchange (real fills)"
+
+
 class ExitReason(models.TextChoices):
     TAKE_PROFIT = "take_profit", "Take profit"
     STOP_LOSS = "stop_loss", "Stop loss"
@@ -61,7 +68,7 @@ class TrainingRecord(models.Model):
         default=False, help_text="A skipped signal followed with the same fill rules; never touched a balance."
     )
     fill_source = models.CharField(
-        max_length=8, choices=[("paper", "Paper (simulated fills)"), ("exchange", "Exchange (real fills)")], default="paper",
+        max_length=8, choices=FillSource.choices, default=FillSource.PAPER,
         help_text="exchange: prices, quantity and fees are an exchange's reported fills; the batch retrain can weigh them above paper ones.",
     )  # fmt: skip
     confidence_score = models.FloatField(help_text="The signal's confidence at entry, in [0, 1].")

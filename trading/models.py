@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from learning.models import MONEY, PRICE, ExitReason, MarketRegime, Side, SystemType, VolatilityRegime
+from learning.models import MONEY, PRICE, ExitReason, FillSource, MarketRegime, Side, SystemType, VolatilityRegime
 
 RATE = {"max_digits": 10, "decimal_places": 8}
 
@@ -154,13 +154,6 @@ class SignalDecision(models.Model):
     @property
     def explanation_headline(self) -> str:
         return self.headline((self.recommendation or {}).get("reasoning"), self.reason)
-
-
-class FillSource(models.TextChoices):
-    """Where a trade's fills came from: the simulator's rules, or an exchange's reports."""
-
-    PAPER = "paper", "Paper (simulated)"
-    EXCHANGE = "exchange", "Exchange (real fills)"
 
 
 class PaperTrade(models.Model):

@@ -4,7 +4,7 @@ import math
 from rest_framework import serializers
 
 from learning.ml.schema import feature_value_errors
-from learning.models import ExitReason, MarketRegime, RecentPerformance, Side, SystemType, TrainingRecord, VolatilityRegime
+from learning.models import ExitReason, FillSource, MarketRegime, RecentPerformance, Side, SystemType, TrainingRecord, VolatilityRegime
 from tradelearn.api.fields import FiniteFloatField
 
 MAX_BATCH = 1000
@@ -56,7 +56,7 @@ class TradeOutcomeInputSerializer(serializers.Serializer):
     model_versions = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
     is_shadow = serializers.BooleanField(required=False, default=False)
     fill_source = serializers.ChoiceField(
-        choices=["paper", "exchange"], required=False, default="paper", help_text="exchange: the prices and fees are an exchange's reported fills."
+        choices=FillSource.choices, required=False, default=FillSource.PAPER, help_text="exchange: the prices and fees are an exchange's reported fills."
     )
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from learning.models import (
     ExitReason,
+    FillSource,
     MarketRegime,
     Side,
     SystemType,
@@ -35,13 +36,13 @@ _CHOICES = {
     "market_regime": MarketRegime,
     "volatility_regime": VolatilityRegime,
     "exit_reason": ExitReason,
+    "fill_source": FillSource,
 }
 _ALLOWED = {name: frozenset(choices.values) for name, choices in _CHOICES.items()}  # Choices.values is rebuilt on every read
 _TEXT_LIMITS = {"trade_id": 64, "symbol": 32, "strategy_type": 64}
 _PRICE_INTEGER_DIGITS = 18  # DecimalField(max_digits=28, decimal_places=10)
 _MONEY_INTEGER_DIGITS = 14
 _PLACES = Decimal("1e-10")
-FILL_SOURCES = tuple(value for value, _ in TrainingRecord._meta.get_field("fill_source").choices)
 
 
 def _decimal(value, name: str, errors: dict, *, positive: bool = False, integer_digits: int) -> Decimal | None:
@@ -138,8 +139,6 @@ def _validated_record(outcome: TradeOutcome) -> TrainingRecord:
         errors["model_versions"] = "Must be an object of model kind to version."
     if not isinstance(outcome.is_shadow, bool):
         errors["is_shadow"] = "Must be true or false."
-    if outcome.fill_source not in FILL_SOURCES:
-        errors["fill_source"] = f"Must be one of {', '.join(FILL_SOURCES)}."
 
     if errors:
         raise ValidationError(errors)

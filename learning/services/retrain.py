@@ -14,7 +14,7 @@ from learning.ml.batch import MIN_TRAINING_ROWS, MIN_VALIDATION_ROWS, BatchTrain
 from learning.ml.schema import current_feature_schema
 from learning.ml.serialization import Artifact, ModelArtifactError
 from learning.models import LearningLease, ModelKind, ModelVersion
-from learning.services.training_data import require_aware, training_matrix
+from learning.services.training_data import exchange_fill_weights, require_aware, training_matrix
 from learning.services.versions import (
     batch_model,
     batch_model_keep,
@@ -162,8 +162,10 @@ def _batch_retrain(*, as_of: datetime | None) -> RetrainResult:
         return batch_no_version(problem)
     times = np.array([exit_time.timestamp() for exit_time in exit_times])
     try:
+        # Overlapping outcomes weigh by their uniqueness, and exchange fills by LEARNING_EXCHANGE_FILL_WEIGHT on top.
+        weights = stored.weights * exchange_fill_weights(ids)
         result = train_batch_model(
-            X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND, per_system=settings.LEARNING_BATCH_PER_SYSTEM, sample_weight=stored.weights
+            X, y, times, kind=settings.LEARNING_BATCH_MODEL_KIND, per_system=settings.LEARNING_BATCH_PER_SYSTEM, sample_weight=weights
         )
     except ValueError as error:
         return batch_no_version(str(error))

@@ -3,6 +3,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 import numpy as np
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from learning.ml.schema import FeatureSchemaError, current_feature_schema
@@ -67,3 +68,10 @@ def training_matrix(as_of: datetime | None) -> TrainingMatrix:
         symbols.append(symbol)
     X = np.vstack(vectors) if vectors else np.empty((0, len(current_feature_schema().names)))
     return TrainingMatrix(X, np.asarray(outcomes, dtype=np.int64), exit_times, ids, skipped, entry_times, symbols)
+
+
+def exchange_fill_weights(ids: list[int]) -> np.ndarray:
+    """Per record of `ids`, its fill factor in the batch fit: LEARNING_EXCHANGE_FILL_WEIGHT for exchange fills, 1 for paper ones."""
+    weight = settings.LEARNING_EXCHANGE_FILL_WEIGHT
+    exchange_ids = set() if weight == 1.0 else set(TrainingRecord.objects.filter(fill_source="exchange").values_list("id", flat=True))
+    return np.array([weight if record_id in exchange_ids else 1.0 for record_id in ids])

@@ -160,6 +160,7 @@ SPECTACULAR_SETTINGS = {
     # Two models call their choice field `kind`; name each enum after what it is.
     "ENUM_NAME_OVERRIDES": {
         "ModelKindEnum": "learning.models.ModelKind",
+        "FillSourceEnum": "learning.models.FillSource",
         "PriceLevelKindEnum": "scraping.models.PriceLevel.Kind",
     },
 }
@@ -206,6 +207,8 @@ LEARNING_BATCH_PER_SYSTEM = env_bool("LEARNING_BATCH_PER_SYSTEM", True)
 # score on that system's recent outcomes beats the running base rate's (learning.skill); until then the
 # engine decides on the learned statistics alone, and the decision's reasoning says so.
 LEARNING_MODEL_GUARD = env_bool("LEARNING_MODEL_GUARD", True)
+# How much a trade filled on an exchange (real fills and fees) weighs in the batch retrain against a paper one.
+LEARNING_EXCHANGE_FILL_WEIGHT = env_float("LEARNING_EXCHANGE_FILL_WEIGHT", 1.0, minimum=0.1, maximum=100.0)
 # The seed's blend of the batch model and the online ensemble; "adaptive" also weights each model
 # by its recent log-loss on outcomes it had not been trained on.
 LEARNING_HYBRID_BATCH_WEIGHT = env_float("LEARNING_HYBRID_BATCH_WEIGHT", 0.7, minimum=0.0)

@@ -23,6 +23,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='papertrade',
             name='fill_source',
-            field=models.CharField(choices=[('paper', 'Paper (simulated)'), ('exchange', 'Exchange (real fills)')], default='paper', help_text="exchange: entry and exit prices, quantity and fees are the exchange's reported fills.", max_length=8),
+            field=models.CharField(choices=[('paper', 'Paper (simulated fills)'), ('exchange', 'Exchange (real fills)')], default='paper', help_text="exchange: entry and exit prices, quantity and fees are the exchange's reported fills.", max_length=8),
         ),
     ]

@@ -111,3 +111,49 @@ def test_a_lease_left_by_a_killed_worker_expires(settings):
     settings.CELERY_TASK_TIME_LIMIT = 0
     lease_acquire(RETRAIN_LEASE)
     assert batch_retrain().activated
+
+
+def store_real_signal_among_paper_noise() -> None:
+    """Every third trade filled on an exchange and following the signal; the paper ones between carry shuffled (noise) features."""
+    outcomes = learnable_outcomes(300, seed=3)
+    rng = np.random.default_rng(7)
+    paper = [index for index in range(len(outcomes)) if index % 3]
+    shuffled = rng.permutation([outcomes[index].features for index in paper])
+    for index, features in zip(paper, shuffled):
+        outcomes[index] = outcomes[index].__class__(**{**outcomes[index].__dict__, "features": features})
+    for index in range(0, len(outcomes), 3):
+        outcomes[index] = outcomes[index].__class__(**{**outcomes[index].__dict__, "fill_source": "exchange"})
+    store_trade_outcomes(outcomes=outcomes)
+
+
+def fresh_trades_auc() -> float:
+    """ROC AUC of the active batch model on new trades that follow the signal (as the real fills do)."""
+    from sklearn.metrics import roc_auc_score
+
+    from learning.services.versions import batch_model
+    from tests.learning.learnable import learnable_features
+
+    rows, wins = learnable_features(600, seed=11)
+    X = np.array([[row[name] for name in current_feature_schema().names] for row in rows])
+    model = batch_model(ModelVersion.objects.get(kind="batch", active=True))
+    return roc_auc_score(wins, model.predict_proba(X)[:, 1])
+
+
+def test_real_fills_weigh_as_the_setting_says_in_the_batch_retrain(settings):
+    from learning.models import TrainingRecord
+    from learning.services.training_data import exchange_fill_weights
+
+    store_real_signal_among_paper_noise()
+    ids = list(TrainingRecord.objects.order_by("exit_time", "id").values_list("id", flat=True))
+    assert TrainingRecord.objects.filter(fill_source="exchange").count() == 100
+    assert set(exchange_fill_weights(ids).tolist()) == {1.0}  # the default, 1: a real fill weighs as a paper one
+    batch_retrain()
+    even = fresh_trades_auc()
+    ModelVersion.objects.all().delete()
+    settings.LEARNING_EXCHANGE_FILL_WEIGHT = 10.0
+    weights = exchange_fill_weights(ids)
+    assert weights.tolist() == [10.0 if index % 3 == 0 else 1.0 for index in range(300)]
+    batch_retrain()
+    weighted = fresh_trades_auc()
+    # The signal is in the real fills only: weighing them up, the model finds it better.
+    assert weighted > even + 0.05, (even, weighted)
