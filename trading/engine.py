@@ -15,7 +15,7 @@ import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 
@@ -205,8 +205,12 @@ class BarSource:
 _QUIET_MARGIN = 1e-9
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _nanoseconds(moment: datetime) -> int:
-    return pd.Timestamp(moment).as_unit("ns").value
+    """A UTC-aware moment in ns since the epoch, in integers (pandas' Timestamp costs ~50 µs a call)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 class _WatchedTrade:
