@@ -90,6 +90,9 @@ def test_online_update_is_queued_on_the_broker_when_one_is_configured(client, se
     settings.CELERY_BROKER_URL = redis_url
     previous = celery_app.conf.broker_url, celery_app.conf.task_always_eager
     celery_app.conf.broker_url, celery_app.conf.task_always_eager = redis_url, False
+    # An eager task run earlier in the session made pools for no broker: this one must make its own.
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
     queue = redis.Redis.from_url(redis_url)
     queue.delete("celery")
     try:
