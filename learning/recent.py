@@ -27,6 +27,7 @@ microseconds, and each figure is a single float division in both forms.
 # and every command (even `manage.py check`) imports the schema.
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -104,6 +105,11 @@ def window_entry(*, exit_time: datetime, entry_time: datetime, symbol: str, pnl_
     return [_microseconds(exit_time - _EPOCH_DATETIME), _microseconds(entry_time - _EPOCH_DATETIME), symbol, pnl_units, success]
 
 
+def window_time(microseconds: int) -> datetime:
+    """A window entry's exit or entry time as a UTC datetime."""
+    return _EPOCH_DATETIME + timedelta(microseconds=microseconds)
+
+
 def window_outcomes(system_type: str, window: Iterable[list]) -> list[RecentOutcome]:
     """A stored rolling window's entries as outcomes, in the window's (exit) order."""
     return [_window_outcome(system_type, *entry) for entry in window]
@@ -116,8 +122,8 @@ def _window_outcome(system_type: str, exit_us: int, entry_us: int, symbol: str, 
     return RecentOutcome(
         system_type=system_type,
         symbol=symbol,
-        exit_time=_EPOCH_DATETIME + timedelta(microseconds=exit_us),
-        entry_time=_EPOCH_DATETIME + timedelta(microseconds=entry_us),
+        exit_time=window_time(exit_us),
+        entry_time=window_time(entry_us),
         pnl_pct=units / _PNL_SCALE,
         success=success,
     )
@@ -128,28 +134,45 @@ def exit_order(outcome: RecentOutcome) -> tuple:
     return (outcome.exit_time, outcome.entry_time, outcome.symbol, pnl_units(outcome.pnl_pct), outcome.success)
 
 
-def window_figures(window: list[RecentOutcome]) -> list[float]:
+def entry_of(outcome: RecentOutcome) -> list:
+    """An outcome as a window entry (window_entry)."""
+    return window_entry(
+        exit_time=outcome.exit_time, entry_time=outcome.entry_time, symbol=outcome.symbol, pnl_units=pnl_units(outcome.pnl_pct), success=outcome.success
+    )
+
+
+def window_figures(window: list[list]) -> list[float]:
     """Mean net P&L of the last 20 and 50, win rate of the last 20 and 50, and how many of 50 there are.
 
-    `window` holds one scope's outcomes in exit order (the ones known at the time asked about).
+    `window` holds one scope's entries (window_entry) in exit order, the ones known at the time asked about.
     """
     values: list[float] = []
     for n in RECENT_WINDOWS:
         last = window[-n:]
-        values.append(float(sum(pnl_units(o.pnl_pct) for o in last)) / (len(last) * _PNL_SCALE) if last else EMPTY_PNL)
+        values.append(float(sum(entry[3] for entry in last)) / (len(last) * _PNL_SCALE) if last else EMPTY_PNL)
     for n in RECENT_WINDOWS:
         last = window[-n:]
-        values.append(sum(1 for o in last if o.success) / len(last) if last else EMPTY_WIN_RATE)
+        values.append(sum(1 for entry in last if entry[4]) / len(last) if last else EMPTY_WIN_RATE)
     values.append(float(min(len(window), _LONGEST)))
     return values
 
 
-def _scope_values(window: list[RecentOutcome], at: datetime) -> list[float]:
-    """One scope's features from its outcomes that exited before `at`, in exit order."""
-    values = window_figures(window)
-    if window:
-        latest_entry = max(o.entry_time for o in window[-_LONGEST:])
-        values.append(min(_microseconds(at - latest_entry) / _US_PER_HOUR, RECENT_HOURS_CAP))
+def exited_before(window: list[list], at: datetime) -> int:
+    """How many of a window's entries (in exit order) exited strictly before `at`."""
+    return _exited_before(window, _microseconds(at - _EPOCH_DATETIME))
+
+
+def _exited_before(window: list[list], at_us: int) -> int:
+    return bisect.bisect_left(window, [at_us])  # [at_us] sorts before every entry that exited at at_us
+
+
+def _scope_values(window: list[list], at_us: int) -> list[float]:
+    """One scope's features from its entries in exit order: those that exited before `at_us` are read."""
+    known = window[: _exited_before(window, at_us)]
+    values = window_figures(known)
+    if known:
+        latest_entry_us = max(entry[1] for entry in known[-_LONGEST:])
+        values.append(min((at_us - latest_entry_us) / _US_PER_HOUR, RECENT_HOURS_CAP))
     else:
         values.append(RECENT_HOURS_CAP)
     return values
@@ -173,11 +196,15 @@ def recent_record_of_windows(*, system_outcomes: Iterable[RecentOutcome], symbol
     Each scope's outcomes that exited strictly before `at` are read in exit order. Every figure reads only a scope's last 50 of them, so the last 50 of each
     scope that exited before `at` (the learning store's rolling windows) are all it needs.
     """
-    values = []
-    for scope_outcomes in (system_outcomes, symbol_outcomes):
-        known = sorted((o for o in scope_outcomes if o.exit_time < at), key=exit_order)
-        values += _scope_values(known, at)
-    return dict(zip(RECENT_FEATURES, values))
+    return recent_record_of_entries(
+        system_window=sorted(map(entry_of, system_outcomes)), symbol_window=sorted(map(entry_of, symbol_outcomes)), at=at
+    )
+
+
+def recent_record_of_entries(*, system_window: list[list], symbol_window: list[list], at: datetime) -> dict[str, float]:
+    """recent_record_of_windows of two rolling windows as the learning store keeps them (entries in exit order)."""
+    at_us = _microseconds(at - _EPOCH_DATETIME)
+    return dict(zip(RECENT_FEATURES, _scope_values(system_window, at_us) + _scope_values(symbol_window, at_us)))
 
 
 # -- the vectorised form ------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from learning.models import (
 )
 from learning.models import ALL_SYMBOLS, RECENT_WINDOW_CAPACITY
 from learning.skill import RunningSkill, ScoredOutcome, running_skill
-from learning.recent import RECENT_WINDOWS, RecentOutcome, recent_record_of_windows, window_outcomes
+from learning.recent import RECENT_WINDOWS, RecentOutcome, entry_of, exited_before, recent_record_of_entries
 
 RECENT_DAYS = 30
 _LONGEST_WINDOW = max(RECENT_WINDOWS)
@@ -52,12 +52,12 @@ def recent_record_of_rows(*, system_type: str, symbol: str, at, windows: Mapping
     """
     scopes = []
     for scope_symbol in (ALL_SYMBOLS, symbol):
-        outcomes = window_outcomes(system_type, windows.get(scope_symbol, []))
-        known = sum(1 for o in outcomes if o.exit_time < at)
-        if records_fallback and len(outcomes) >= RECENT_WINDOW_CAPACITY and known < _LONGEST_WINDOW:
+        window = windows.get(scope_symbol, [])
+        if records_fallback and len(window) >= RECENT_WINDOW_CAPACITY and exited_before(window, at) < _LONGEST_WINDOW:
             outcomes = _recent_records(system_type=system_type, symbol=None if scope_symbol == ALL_SYMBOLS else symbol, before=at)
-        scopes.append(outcomes)
-    return recent_record_of_windows(system_outcomes=scopes[0], symbol_outcomes=scopes[1], at=at)
+            window = sorted(map(entry_of, outcomes))
+        scopes.append(window)
+    return recent_record_of_entries(system_window=scopes[0], symbol_window=scopes[1], at=at)
 
 
 def _recent_records(*, system_type: str, symbol: str | None, before) -> list[RecentOutcome]:

@@ -6,10 +6,13 @@ reference is the running base rate: at each outcome's entry, the success rate of
 outcomes that had exited by then. A learner whose recent Brier score is not below the
 reference's has not earned a say in gating or sizing (issue 16's honesty guard).
 """
+import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import numpy as np
 
 # How many recent scored outcomes the guard reads, and how many it needs before trusting at all.
 SKILL_WINDOW = 500
@@ -44,68 +47,107 @@ class RunningSkill:
         return f"the model's Brier skill {self.brier_skill:+.4f} over its last {self.outcomes} outcomes {verdict} the running base rate"
 
 
-def _auc(scores: Sequence[float], wins: Sequence[bool]) -> float | None:
-    """Mann-Whitney AUC with ties counted half, in O(n log n) and plain Python."""
-    positives = sum(wins)
-    negatives = len(wins) - positives
-    if not positives or not negatives:
-        return None
-    ranked = sorted(zip(scores, wins))
-    rank_sum, position = 0.0, 0
-    while position < len(ranked):
-        end = position
-        while end < len(ranked) and ranked[end][0] == ranked[position][0]:
-            end += 1
-        average_rank = (position + 1 + end) / 2
-        rank_sum += average_rank * sum(1 for _, won in ranked[position:end] if won)
-        position = end
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
-
-
 def running_skill(history: Sequence[ScoredOutcome], *, window: int = SKILL_WINDOW, minimum: int = SKILL_MIN_OUTCOMES) -> RunningSkill:
     """Score the last `window` outcomes with a model probability, in exit order, against the running base rate.
 
     `history` holds one system's outcomes in exit order (those without a probability count for
     the base rate only). Trusted only with at least `minimum` scored outcomes and skill > 0.
     """
-    exits = [outcome.exit_time for outcome in history]
-    wins_before = [0]
-    for outcome in history:
-        wins_before.append(wins_before[-1] + outcome.success)
-    scored = [(index, outcome) for index, outcome in enumerate(history) if outcome.ml_score is not None][-window:]
-    probabilities, references, wins = [], [], []
-    for index, outcome in scored:
-        # Outcomes that had exited by this one's entry (exit order, so a prefix of the history).
-        known = _count_exited_by(exits, index, outcome.entry_time)
-        if not known:
-            continue
-        probabilities.append(outcome.ml_score)
-        references.append(wins_before[known] / known)
-        wins.append(outcome.success)
-    n = len(wins)
-    if n < minimum:
-        return RunningSkill(outcomes=n, brier=None, reference_brier=None, brier_skill=None, auc=None, base_rate=None, trusted=False)
-    brier = sum((p - w) ** 2 for p, w in zip(probabilities, wins)) / n
-    reference = sum((r - w) ** 2 for r, w in zip(references, wins)) / n
-    skill = 1.0 - brier / reference if reference > 0 else None
-    return RunningSkill(
-        outcomes=n,
-        brier=brier,
-        reference_brier=reference,
-        brier_skill=skill,
-        auc=_auc(probabilities, wins),
-        base_rate=sum(wins) / n,
-        trusted=skill is not None and math.isfinite(skill) and skill > 0,
-    )
+    return SkillHistory(history, keep=max(1, len(history))).skill(window=window, minimum=minimum)
 
 
-def _count_exited_by(exits: list[datetime], upto: int, moment: datetime) -> int:
-    """How many of exits[:upto] (sorted) are at or before `moment`."""
-    low, high = 0, upto
-    while low < high:
-        middle = (low + high) // 2
-        if exits[middle] <= moment:
-            low = middle + 1
-        else:
-            high = middle
-    return low
+class SkillHistory:
+    """A system's last `keep` outcomes in exit order, from which `skill()` is running_skill over them.
+
+    A replay asks for the skill at every decision and adds an outcome between most of them, so
+    what each outcome contributes is worked out once, when it is added: how many outcomes had
+    exited by its entry, and the running count of wins. `skill()` is then O(window) in numpy
+    instead of O(keep) in Python.
+    """
+
+    def __init__(self, outcomes: Iterable[ScoredOutcome] = (), *, keep: int):
+        self.keep = keep
+        self._exits: list[datetime] = []  # every outcome kept, in exit order
+        self._wins_before = [0]  # _wins_before[i]: wins among the first i outcomes kept
+        # The outcomes with a probability: position in _exits, outcomes exited by its entry, probability, won.
+        self._scored: list[tuple[int, int, float, bool]] = []
+        self._skill: dict[tuple[int, int], RunningSkill] = {}
+        for outcome in outcomes:
+            self.append(outcome)
+
+    def __len__(self) -> int:
+        return min(len(self._exits), self.keep)
+
+    def append(self, outcome: ScoredOutcome) -> None:
+        if outcome.ml_score is not None:
+            known = bisect.bisect_right(self._exits, outcome.entry_time)
+            self._scored.append((len(self._exits), known, outcome.ml_score, outcome.success))
+        self._exits.append(outcome.exit_time)
+        self._wins_before.append(self._wins_before[-1] + outcome.success)
+        self._skill.clear()
+        if len(self._exits) >= 2 * self.keep:  # forget what has left the window for good
+            self._drop(len(self._exits) - self.keep)
+
+    def _drop(self, count: int) -> None:
+        wins = self._wins_before[count]
+        self._exits = self._exits[count:]
+        self._wins_before = [total - wins for total in self._wins_before[count:]]
+        self._scored = [(at - count, known - count, score, won) for at, known, score, won in self._scored if at >= count]
+
+    def skill(self, *, window: int = SKILL_WINDOW, minimum: int = SKILL_MIN_OUTCOMES) -> RunningSkill:
+        """running_skill of the outcomes kept (cached until the next append)."""
+        cached = self._skill.get((window, minimum))
+        if cached is None:
+            cached = self._skill[(window, minimum)] = self._score(window, minimum)
+        return cached
+
+    def _score(self, window: int, minimum: int) -> RunningSkill:
+        start = max(0, len(self._exits) - self.keep)  # the first outcome kept
+        first = bisect.bisect_left(self._scored, (start,))  # the first scored outcome kept
+        scored = self._scored[first:][-window:]
+        if not scored:
+            return _no_say(0)
+        _, known, scores, won = zip(*scored)
+        known, scores, won = np.array(known), np.array(scores, dtype=np.float64), np.array(won, dtype=bool)
+        # Outcomes kept that had exited by each entry (a prefix, in exit order); none known: not scored.
+        known = known - start
+        has = known > 0
+        known, scores, won = known[has], scores[has], won[has]
+        n = len(won)
+        if n < minimum:
+            return _no_say(n)
+        wins_before = np.array(self._wins_before)
+        references = (wins_before[start + known] - wins_before[start]) / known
+        outcomes = won.astype(np.float64)
+        # Summed in order by Python's sum, as a plain loop would: the guard's verdict does not hang on summation order.
+        brier = sum(((scores - outcomes) ** 2).tolist()) / n
+        reference = sum(((references - outcomes) ** 2).tolist()) / n
+        skill = 1.0 - brier / reference if reference > 0 else None
+        return RunningSkill(
+            outcomes=n,
+            brier=brier,
+            reference_brier=reference,
+            brier_skill=skill,
+            auc=_auc(scores, won),
+            base_rate=int(won.sum()) / n,
+            trusted=skill is not None and math.isfinite(skill) and skill > 0,
+        )
+
+
+def _no_say(outcomes: int) -> RunningSkill:
+    return RunningSkill(outcomes=outcomes, brier=None, reference_brier=None, brier_skill=None, auc=None, base_rate=None, trusted=False)
+
+
+def _auc(scores: np.ndarray, wins: np.ndarray) -> float | None:
+    """Mann-Whitney AUC with ties counted half."""
+    positives = int(wins.sum())
+    negatives = len(wins) - positives
+    if not positives or not negatives:
+        return None
+    order = np.argsort(scores, kind="stable")
+    ordered = scores[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(ordered)]
+    ranks = np.repeat((starts + 1 + ends) / 2, ends - starts)  # 1-based, ties averaged
+    rank_sum = float(ranks[wins[order]].sum())
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)

@@ -23,7 +23,7 @@ from django.db.models import Model, Q
 from django.utils import timezone
 
 from learning import stats
-from learning.recent import window_entry, window_figures, window_outcomes
+from learning.recent import window_entry, window_figures, window_time
 from tradelearn.bulk import bulk_insert, bulk_update_rows
 from learning.buckets import BUCKET_COUNT, bucket_index, confidence_range, label_midpoint
 from learning.models import (
@@ -358,11 +358,10 @@ class RecentPerformanceAggregate(Aggregate):
         row.total_outcomes += 1
 
     def refresh(self, row):
-        outcomes = window_outcomes(row.system_type, row.window)
-        row.pnl_pct_20, row.pnl_pct_50, row.win_rate_20, row.win_rate_50, count = window_figures(outcomes)
+        row.pnl_pct_20, row.pnl_pct_50, row.win_rate_20, row.win_rate_50, count = window_figures(row.window)
         row.window_outcomes = int(count)
-        row.last_entry_time = max((o.entry_time for o in outcomes[-int(count):]), default=None) if count else None
-        row.last_exit_time = outcomes[-1].exit_time if outcomes else None
+        row.last_entry_time = window_time(max(entry[1] for entry in row.window[-int(count):])) if count else None
+        row.last_exit_time = window_time(row.window[-1][0]) if row.window else None
 
     def records_touching(self, key):
         return Q(system_type=key[0]) if key[1] == ALL_SYMBOLS else Q(system_type=key[0], symbol=key[1])

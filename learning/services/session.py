@@ -19,7 +19,7 @@ import copy
 import dataclasses
 import functools
 import logging
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -62,7 +62,7 @@ from learning.services.training_data import schema_vector, training_matrix
 from learning.services.versions import ModelSchemaMismatch, batch_model, load_model, model_schema_check
 from learning.services.outcomes import store_trade_outcomes
 from learning.services.recommendation import Evidence, get_signal_recommendation
-from learning.skill import RunningSkill, ScoredOutcome, running_skill
+from learning.skill import RunningSkill, ScoredOutcome, SkillHistory
 from learning.types import SignalContext, SignalRecommendation, TradeOutcome
 
 _QUALITY, _STRATEGY, _SIZING = SignalQualityAggregate(), StrategyPerformanceAggregate(), PositionSizingAggregate()
@@ -118,8 +118,7 @@ class LearningSession:
         for row in _SIZING.model.objects.all():
             self._sizing[_SIZING.key_of(row)] = row
         self._recent: dict[tuple, object] = {_RECENT.key_of(row): row for row in _RECENT.model.objects.all()}
-        self._scored = {system: deque(scored_history(system_type=system), maxlen=SKILL_HISTORY) for system in SystemType.values}
-        self._skill: dict[str, RunningSkill] = {}  # per system, until its next outcome
+        self._scored = {system: SkillHistory(scored_history(system_type=system), keep=SKILL_HISTORY) for system in SystemType.values}
 
     def _load_models(self) -> None:
         active = {version.kind: version for version in ModelVersion.objects.filter(active=True)}
@@ -176,10 +175,7 @@ class LearningSession:
 
     def model_skill(self, system_type: str) -> RunningSkill:
         """learning.selectors.model_skill, read from the recent outcomes kept here."""
-        skill = self._skill.get(system_type)
-        if skill is None:
-            skill = self._skill[system_type] = running_skill(self._scored[system_type])
-        return skill
+        return self._scored[system_type].skill()
 
     def predict(self, features: Mapping[str, float]) -> HybridPrediction:
         if self._predictor is None:  # a session that does not learn still predicts with the active versions
@@ -201,7 +197,6 @@ class LearningSession:
         self._scored[outcome.system_type].append(
             ScoredOutcome(entry_time=outcome.entry_time, exit_time=outcome.exit_time, ml_score=outcome.ml_score, success=facts.success)
         )
-        self._skill.pop(outcome.system_type, None)
         vector, label = schema_vector(outcome.features), int(facts.success)
         self._pending.append((outcome, vector, label))
         if vector is None:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from learning.skill import ScoredOutcome, running_skill
+from learning.skill import ScoredOutcome, SkillHistory, running_skill
 
 START = datetime(2022, 1, 1, tzinfo=UTC)
 
@@ -54,3 +54,25 @@ def test_outcomes_without_a_probability_count_for_the_base_rate_only():
     scores = [None if i % 2 else (0.9 if won else 0.1) for i, won in enumerate(wins)]
     # Every other one (150), less those entered before any outcome had exited (hours 0 and 2).
     assert running_skill(history(scores, wins)).outcomes == 148
+
+
+def test_a_kept_history_scores_exactly_as_its_last_outcomes_do_from_scratch():
+    # The session adds outcomes one by one and forgets old ones; the dashboard scores the last
+    # SKILL_HISTORY read from the database: both must give the same verdict, number for number.
+    rng = np.random.default_rng(3)
+    exits = START + np.cumsum(rng.integers(0, 3, 1500)) * timedelta(hours=1)
+    outcomes = [
+        ScoredOutcome(
+            entry_time=exit_ - timedelta(hours=int(rng.integers(0, 40))),
+            exit_time=exit_,
+            ml_score=None if rng.random() < 0.2 else float(rng.random()),
+            success=bool(rng.random() < 0.4),
+        )
+        for exit_ in exits
+    ]
+    kept = SkillHistory(keep=200)
+    for count, outcome in enumerate(outcomes, start=1):
+        kept.append(outcome)
+        if count % 97 == 0 or count == len(outcomes):
+            assert kept.skill(window=100, minimum=20) == running_skill(outcomes[max(0, count - 200) : count], window=100, minimum=20)
+    assert len(kept) == 200

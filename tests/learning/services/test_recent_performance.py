@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from learning.models import ALL_SYMBOLS, RecentPerformance, TrainingRecord
-from learning.recent import RecentOutcome, recent_record, window_figures, window_outcomes
+from learning.recent import RecentOutcome, entry_of, recent_record, window_figures, window_outcomes
 from learning.selectors import recent_record_features
 from learning.services import store_trade_outcomes
 from learning.services.session import LearningSession
@@ -54,7 +54,7 @@ def test_a_windows_figures_are_those_of_its_latest_outcomes():
     row = RecentPerformance.objects.get(system_type="paper_trading", symbol=ALL_SYMBOLS)
     records = sorted((r for r in _all_records() if r.system_type == "paper_trading"), key=lambda r: (r.exit_time, r.entry_time, r.symbol, r.pnl_pct, r.success))
     assert window_outcomes("paper_trading", row.window) == records[-100:]
-    pnl_20, pnl_50, win_20, win_50, count = window_figures(records)
+    pnl_20, pnl_50, win_20, win_50, count = window_figures([entry_of(r) for r in records])
     assert (row.pnl_pct_20, row.pnl_pct_50, row.win_rate_20, row.win_rate_50, row.window_outcomes) == (pnl_20, pnl_50, win_20, win_50, count)
     assert row.total_outcomes == len(records) and row.last_exit_time == records[-1].exit_time
     assert row.pnl_pct_20 == pytest.approx(sum(r.pnl_pct for r in records[-20:]) / 20)
