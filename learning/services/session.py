@@ -238,8 +238,9 @@ class LearningSession:
 
     def write(self, *, trade_ids: Mapping[str, str], checkpoint: bool = True) -> int:
         """Store the observed outcomes (renamed by `trade_ids`: they were observed before their trades had
-        ids) with their aggregate updates, re-read the evidence, and with `checkpoint` save the
-        online ensemble as the active online version.
+        ids) with their aggregate updates, and with `checkpoint` save the online ensemble as the
+        active online version. The evidence in memory already holds them (`observe` folded each
+        as the store does), so nothing is read back.
 
         Runs in the caller's transaction, so the trades and their outcomes land together. Until
         the ensemble is saved, the online state still says the records written since its last
@@ -261,7 +262,6 @@ class LearningSession:
             if checkpoint and self.learning:
                 self._checkpoint()
         self._pending = []
-        self._load_evidence()
         return len(outcomes)
 
     def _checkpoint(self) -> None:

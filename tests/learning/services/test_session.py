@@ -134,3 +134,30 @@ def test_the_sessions_model_skill_is_what_the_live_path_reads_from_the_store():
     assert in_memory.trusted and in_memory.outcomes == 500
     assert session.model_skill("profit_scraping").outcomes == 0
     session.close()
+
+
+def test_what_a_session_folds_in_memory_is_what_its_writes_store():
+    # write() does not read the learned rows back: the rows the session folded must equal the stored ones.
+    from django.forms.models import model_to_dict
+
+    def rows(session: LearningSession) -> dict:
+        def plain(row) -> dict:
+            return {name: value for name, value in model_to_dict(row).items() if name not in ("id", "created_at", "updated_at", "last_updated")}
+
+        return {
+            "quality": {(t, b): plain(row) for t, buckets in session._quality.items() for b, row in buckets.items()},
+            "strategy": {key: plain(row) for cell in session._cells.values() for key, row in cell.items()},
+            "sizing": {key: plain(row) for key, row in session._sizing.items()},
+            "recent": {key: plain(row) for key, row in session._recent.items()},
+        }
+
+    start = datetime(2022, 5, 1, tzinfo=UTC)
+    store_trade_outcomes(outcomes=outcomes(40, seed=7, first_exit=start))
+    session = LearningSession(learning=False)
+    for batch, seed in enumerate((8, 9)):
+        for outcome in outcomes(60, seed=seed, first_exit=start + timedelta(hours=100 * batch)):
+            session.observe(outcome)
+        session.write(trade_ids={})
+    in_memory, stored = rows(session), rows(LearningSession(learning=False))
+    assert in_memory == stored
+    assert sum(row["sample_size"] for row in in_memory["quality"].values()) == 160
