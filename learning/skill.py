@@ -67,10 +67,15 @@ class SkillHistory:
 
     def __init__(self, outcomes: Iterable[ScoredOutcome] = (), *, keep: int):
         self.keep = keep
+        capacity = 2 * keep  # outcomes beyond `keep` are forgotten in one go when it fills
         self._exits: list[datetime] = []  # every outcome kept, in exit order
-        self._wins_before = [0]  # _wins_before[i]: wins among the first i outcomes kept
-        # The outcomes with a probability: position in _exits, outcomes exited by its entry, probability, won.
-        self._scored: list[tuple[int, int, float, bool]] = []
+        self._wins_before = np.zeros(capacity + 1, dtype=np.int64)  # [i]: wins among the first i outcomes kept
+        # The outcomes with a probability, in order: position in _exits, outcomes exited by its entry, probability, won.
+        self._scored = 0
+        self._position = np.empty(capacity, dtype=np.int64)
+        self._known = np.empty(capacity, dtype=np.int64)
+        self._scores = np.empty(capacity, dtype=np.float64)
+        self._won = np.empty(capacity, dtype=bool)
         self._skill: dict[tuple[int, int], RunningSkill] = {}
         for outcome in outcomes:
             self.append(outcome)
@@ -79,20 +84,30 @@ class SkillHistory:
         return min(len(self._exits), self.keep)
 
     def append(self, outcome: ScoredOutcome) -> None:
+        count = len(self._exits)
         if outcome.ml_score is not None:
-            known = bisect.bisect_right(self._exits, outcome.entry_time)
-            self._scored.append((len(self._exits), known, outcome.ml_score, outcome.success))
+            at = self._scored
+            self._position[at], self._known[at] = count, bisect.bisect_right(self._exits, outcome.entry_time)
+            self._scores[at], self._won[at] = outcome.ml_score, outcome.success
+            self._scored += 1
         self._exits.append(outcome.exit_time)
-        self._wins_before.append(self._wins_before[-1] + outcome.success)
+        self._wins_before[count + 1] = self._wins_before[count] + outcome.success
         self._skill.clear()
-        if len(self._exits) >= 2 * self.keep:  # forget what has left the window for good
+        if len(self._exits) == len(self._position):
             self._drop(len(self._exits) - self.keep)
 
     def _drop(self, count: int) -> None:
-        wins = self._wins_before[count]
+        """Forget the first `count` outcomes, which have left the window for good."""
+        kept = len(self._exits) - count
         self._exits = self._exits[count:]
-        self._wins_before = [total - wins for total in self._wins_before[count:]]
-        self._scored = [(at - count, known - count, score, won) for at, known, score, won in self._scored if at >= count]
+        self._wins_before[: kept + 1] = self._wins_before[count : count + kept + 1] - self._wins_before[count]
+        first = int(np.searchsorted(self._position[: self._scored], count))
+        scored = self._scored - first
+        for column in (self._position, self._known):
+            column[:scored] = column[first : self._scored] - count
+        for column in (self._scores, self._won):
+            column[:scored] = column[first : self._scored]
+        self._scored = scored
 
     def skill(self, *, window: int = SKILL_WINDOW, minimum: int = SKILL_MIN_OUTCOMES) -> RunningSkill:
         """running_skill of the outcomes kept (cached until the next append)."""
@@ -103,25 +118,20 @@ class SkillHistory:
 
     def _score(self, window: int, minimum: int) -> RunningSkill:
         start = max(0, len(self._exits) - self.keep)  # the first outcome kept
-        first = bisect.bisect_left(self._scored, (start,))  # the first scored outcome kept
-        scored = self._scored[first:][-window:]
-        if not scored:
-            return _no_say(0)
-        _, known, scores, won = zip(*scored)
-        known, scores, won = np.array(known), np.array(scores, dtype=np.float64), np.array(won, dtype=bool)
+        first = int(np.searchsorted(self._position[: self._scored], start))  # the first scored outcome kept
+        first = max(first, self._scored - window)
         # Outcomes kept that had exited by each entry (a prefix, in exit order); none known: not scored.
-        known = known - start
+        known = self._known[first : self._scored] - start
         has = known > 0
-        known, scores, won = known[has], scores[has], won[has]
+        known, scores, won = known[has], self._scores[first : self._scored][has], self._won[first : self._scored][has]
         n = len(won)
         if n < minimum:
             return _no_say(n)
-        wins_before = np.array(self._wins_before)
-        references = (wins_before[start + known] - wins_before[start]) / known
-        outcomes = won.astype(np.float64)
-        # Summed in order by Python's sum, as a plain loop would: the guard's verdict does not hang on summation order.
-        brier = sum(((scores - outcomes) ** 2).tolist()) / n
-        reference = sum(((references - outcomes) ** 2).tolist()) / n
+        references = (self._wins_before[start + known] - self._wins_before[start]) / known
+        # In Python floats, in order: the same figures to the last bit however the history was kept.
+        outcomes = won.tolist()
+        brier = sum((p - w) ** 2 for p, w in zip(scores.tolist(), outcomes)) / n
+        reference = sum((r - w) ** 2 for r, w in zip(references.tolist(), outcomes)) / n
         skill = 1.0 - brier / reference if reference > 0 else None
         return RunningSkill(
             outcomes=n,

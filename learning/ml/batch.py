@@ -459,7 +459,9 @@ def train_batch_model(
             own_train = train_rows[features[train_rows, column] == value]
             in_validation = features[validation_rows, column] == value
             own_validation = validation_rows[in_validation]
-            if _trainable(outcomes[own_train], MIN_TRAINING_ROWS) and _trainable(outcomes[own_validation], MIN_VALIDATION_ROWS):
+            if len(own_train) == len(train_rows) and in_validation.all():
+                parts[name] = model  # every trade is this system's: its own fit would be the pooled one again
+            elif _trainable(outcomes[own_train], MIN_TRAINING_ROWS) and _trainable(outcomes[own_validation], MIN_VALIDATION_ROWS):
                 parts[name], cross_fitted[in_validation] = fit(own_train, own_validation)
         model = SystemSplitModel(column=column, parts=parts, pooled=model)
     validation_features, validation_outcomes = features[validation_rows], outcomes[validation_rows]

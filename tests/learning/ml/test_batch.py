@@ -230,3 +230,12 @@ def test_sample_weights_decide_what_the_model_learns_from():
     assert metrics_roc_auc(truth, plain.model.predict_proba(X[plain.validation_rows])[:, 1]) < 0.6
     with pytest.raises(ValueError, match="sample_weight"):
         train_batch_model(X, y, times, sample_weight=np.ones(3))
+
+
+def test_a_system_with_every_trade_is_served_by_the_pooled_fit_not_a_second_one():
+    X, y, times, _ = _two_systems(1500, scraping_share=0.0)
+    result = train_batch_model(X, y, times, kind="logistic", per_system=True)
+    assert result.model.parts["paper_trading"] is result.model.pooled
+    alone = train_batch_model(X, y, times, kind="logistic")
+    assert np.array_equal(result.model.predict_proba(X), alone.model.predict_proba(X))
+    assert result.feature_importance == alone.feature_importance and result.metrics == alone.metrics
