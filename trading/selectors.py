@@ -11,7 +11,7 @@ from django.db.models import FloatField
 from django.db.models.functions import Cast
 
 from trading.marketdata.naming import normalize_symbol, timeframe_ms
-from trading.marketdata.readers import Rejection, read_candles
+from trading.marketdata.readers import Rejection, read_candles, read_clean_csv
 from trading.models import Candle, PaperAccount, PaperTrade, SignalDecision, default_exchange
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,26 @@ def read_candles_dir(
     ValueError naming the file and why.
     """
     path = candle_file(directory, symbol, timeframe)
+    clean = read_clean_csv(path, timeframe=timeframe)
+    open_times, values = clean if clean is not None else _read_rows(path, timeframe)
+    order = np.argsort(np.asarray(open_times, dtype="int64"), kind="stable")
+    times = np.asarray(open_times, dtype="int64")[order]
+    frame = _frame(
+        times.astype("datetime64[ms]"),
+        np.asarray(values, dtype="float64")[order],
+        symbol=symbol,
+        timeframe=timeframe,
+        exchange=None,
+    )
+    if start is not None:
+        frame = frame.loc[frame.index >= start]
+    if end is not None:
+        frame = frame.loc[frame.index <= end]
+    return frame
+
+
+def _read_rows(path: Path, timeframe: str) -> tuple[list[int], list[tuple]]:
+    """A candle file row by row: its good rows, the bad ones skipped and logged."""
     open_times: list[int] = []
     values: list[tuple] = []
     rejected = 0
@@ -102,20 +122,7 @@ def read_candles_dir(
         values.append((item.open, item.high, item.low, item.close, item.volume))
     if rejected:
         logger.warning("%s: %d rows skipped in all", path.name, rejected)
-    order = np.argsort(np.asarray(open_times, dtype="int64"), kind="stable")
-    times = np.asarray(open_times, dtype="int64")[order]
-    frame = _frame(
-        times.astype("datetime64[ms]"),
-        np.asarray(values, dtype="float64")[order],
-        symbol=symbol,
-        timeframe=timeframe,
-        exchange=None,
-    )
-    if start is not None:
-        frame = frame.loc[frame.index >= start]
-    if end is not None:
-        frame = frame.loc[frame.index <= end]
-    return frame
+    return open_times, values
 
 
 def candle_gaps(*, exchange: str, symbol: str, timeframe: str, start: datetime, end: datetime) -> list[Gap]:

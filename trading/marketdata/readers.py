@@ -412,3 +412,44 @@ def read_candles(path: str | Path, *, timeframe: str, file_format: str = "auto")
     if file_format not in READERS:
         raise ValueError(f"unknown candle file format {file_format!r}: use auto, {', '.join(FORMATS)}")
     return READERS[file_format](path, timeframe=timeframe)
+
+
+def read_clean_csv(path: str | Path, *, timeframe: str):
+    """A whole project CSV at once, vectorised: (open times in ms, float64 rows of open, high, low, close, volume).
+
+    None unless every row is good by `check_candle`'s rules and no open time repeats: the caller
+    then reads the file with `read_csv`, which says what is wrong with each bad row. About thirty
+    times faster than the row-by-row reader on a clean file, which is what replays read. The rules
+    are checked on float64 values parsed exactly (round trip), not on Decimals: prices that differ
+    only beyond float64's seventeen digits compare equal here.
+    """
+    import numpy as np
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix != ".csv":
+        return None
+    try:
+        with open(path, "rb") as handle:
+            if handle.readline().strip() != ",".join(CSV_COLUMNS).encode():
+                return None
+        frame = pd.read_csv(
+            path, dtype={"open_time": "int64", **dict.fromkeys(CSV_COLUMNS[1:], "float64")}, float_precision="round_trip", engine="c"
+        )
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    if list(frame.columns) != list(CSV_COLUMNS) or frame.empty:
+        return None
+    times = frame["open_time"].to_numpy()
+    values = frame[list(CSV_COLUMNS[1:])].to_numpy()
+    open_, high, low, close, volume = values.T
+    good = (
+        (times >= _EARLIEST_MS) & (times < _LATEST_MS)
+        & ((times - timeframe_offset_ms(timeframe)) % timeframe_ms(timeframe) == 0)
+        & np.isfinite(values).all(axis=1)
+        & (low > 0) & (low <= open_) & (open_ <= high) & (low <= close) & (close <= high)
+        & (volume >= 0)
+    )  # fmt: skip
+    if not good.all() or np.unique(times).size != times.size:
+        return None
+    return times, values

@@ -49,3 +49,25 @@ def test_read_candles_dir_skips_bad_rows_and_names_missing_files(tmp_path, caplo
     write_csv(tmp_path / "ETHUSDT-1h.csv", rows, header="x")
     with pytest.raises(ValueError, match="ETHUSDT-1h.csv, line 1: missing header"):
         read_candles_dir(tmp_path, "ETHUSDT", "1h")
+
+
+def test_a_clean_file_is_read_at_once_and_gives_what_the_row_reader_gives(tmp_path):
+    import numpy as np
+
+    from trading.marketdata.readers import read_clean_csv
+    from trading.selectors import _read_rows
+
+    path = CANDLES_DIR / "BTCUSDT-1h.csv"
+    times, values = read_clean_csv(path, timeframe="1h")
+    row_times, row_values = _read_rows(path, "1h")
+    assert np.array_equal(times, row_times) and np.array_equal(values, np.asarray(row_values, dtype="float64"))
+    # Anything the row reader would reject or name sends the file to it: a bad price, a repeated time, a bad header.
+    rows = real_rows(5)
+    for broken in ({"row": 1, "column": 2, "value": "1"}, {"row": 2, "column": 0, "value": rows[1][0]}, {"row": 3, "column": 4, "value": "nan"}):
+        changed = [list(row) for row in rows]
+        changed[broken["row"]][broken["column"]] = broken["value"]
+        write_csv(tmp_path / "BTCUSDT-1h.csv", changed)
+        assert read_clean_csv(tmp_path / "BTCUSDT-1h.csv", timeframe="1h") is None
+    write_csv(tmp_path / "BTCUSDT-1h.csv", rows)
+    assert len(read_clean_csv(tmp_path / "BTCUSDT-1h.csv", timeframe="1h")[0]) == 5
+    assert read_clean_csv(tmp_path / "BTCUSDT-1h.csv", timeframe="4h") is None  # hourly times are not aligned to 4h
