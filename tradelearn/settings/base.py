@@ -209,11 +209,12 @@ LEARNING_BATCH_PER_SYSTEM = env_bool("LEARNING_BATCH_PER_SYSTEM", True)
 LEARNING_MODEL_GUARD = env_bool("LEARNING_MODEL_GUARD", True)
 # How much a trade filled on an exchange (real fills and fees) weighs in the batch retrain against a paper one.
 LEARNING_EXCHANGE_FILL_WEIGHT = env_float("LEARNING_EXCHANGE_FILL_WEIGHT", 1.0, minimum=0.1, maximum=100.0)
-# The seed's blend of the batch model and the online ensemble; "adaptive" also weights each model
-# by its recent log-loss on outcomes it had not been trained on.
+# The seed's blend of the batch model and the online ensemble, as prior weights; "adaptive" (the
+# default) also weights each model by its recent log-loss on outcomes it had not been trained on,
+# so a learner earns its share out of sample (issue 16; chosen on 2020-2022, see the README).
 LEARNING_HYBRID_BATCH_WEIGHT = env_float("LEARNING_HYBRID_BATCH_WEIGHT", 0.7, minimum=0.0)
 LEARNING_HYBRID_ONLINE_WEIGHT = env_float("LEARNING_HYBRID_ONLINE_WEIGHT", 0.3, minimum=0.0)
-LEARNING_HYBRID_WEIGHTING = env_str("LEARNING_HYBRID_WEIGHTING", "fixed")
+LEARNING_HYBRID_WEIGHTING = env_str("LEARNING_HYBRID_WEIGHTING", "adaptive")
 # How often a process looks for a newly activated model version, in seconds.
 LEARNING_MODEL_RECHECK_SECONDS = env_float("LEARNING_MODEL_RECHECK_SECONDS", 1.0, minimum=0.0)
 LEARNING_MAX_EXAMPLES_PER_REQUEST = env_int("LEARNING_MAX_EXAMPLES_PER_REQUEST", 1000, minimum=1)

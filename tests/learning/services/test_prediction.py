@@ -48,6 +48,7 @@ def test_features_must_be_a_mapping():
 
 
 def test_blends_batch_and_online_with_the_configured_weights(settings):
+    settings.LEARNING_HYBRID_WEIGHTING = "fixed"
     store_learnable(200)
     batch_retrain()
     online_update()
