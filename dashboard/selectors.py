@@ -12,9 +12,7 @@ from django.db.models import (
     F,
     Func,
     Max,
-    OuterRef,
     Q,
-    Subquery,
     Sum,
     Value,
     When,
@@ -38,7 +36,8 @@ from learning.models import (
 from learning.services.aggregates import MODEL_IMPORTANCE_STRATEGY
 from learning.skill import RunningSkill
 from trading.execution import MONEY_QUANTUM
-from trading.models import Candle, PaperAccount, PaperTrade, SignalDecision
+from trading.models import PaperAccount, PaperTrade, SignalDecision
+from trading.selectors import with_mark_price
 
 # The rolling win rate spans this many days that had outcomes (rows, so SQLite computes it too).
 ROLLING_DAYS = 30
@@ -351,13 +350,9 @@ def _equity_curves(starting_balances: dict[int, Decimal]) -> dict[int, list[Equi
 
 
 def _open_real_trades():
-    """Open real trades marked to the last stored close of their symbol since entry (as account_figures does)."""
-    mark = Candle.objects.filter(
-        symbol=OuterRef("symbol"), timeframe=OuterRef("timeframe"), open_time__gte=OuterRef("entry_time")
-    ).order_by("-open_time")
+    """Open real trades marked to the last close their account has seen (trading.selectors.with_mark_price, as account_figures does)."""
     direction = Case(When(side=Side.LONG, then=Value(1)), default=Value(-1))
-    return PaperTrade.objects.filter(OPEN_REAL).annotate(
-        mark_price=Subquery(mark.values("close")[:1]),
+    return with_mark_price(PaperTrade.objects.filter(OPEN_REAL)).annotate(
         unrealised_pnl=ExpressionWrapper(
             direction * F("quantity") * (F("mark_price") - F("entry_price")), output_field=DecimalField(**PNL)
         ),

@@ -1,18 +1,18 @@
 """Reads of trading data: candle frames for the engines, gaps in stored candle series, an account's open book."""
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from django.db.models import FloatField
-from django.db.models.functions import Cast
+from django.db.models import FloatField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Cast, Coalesce
 
 from trading.marketdata.naming import normalize_symbol, timeframe_ms
 from trading.marketdata.readers import Rejection, read_candles, read_clean_csv
-from trading.models import Candle, PaperAccount, PaperTrade, SignalDecision, default_exchange
+from trading.models import Candle, EngineTick, PaperAccount, PaperTrade, SignalDecision, default_exchange
 
 logger = logging.getLogger(__name__)
 
@@ -149,3 +149,21 @@ def account_open_trades(*, account: PaperAccount) -> list[PaperTrade]:
 def account_pending_decisions(*, account: PaperAccount) -> list[SignalDecision]:
     """The account's decisions not yet filled or dismissed (no trade, no reason), oldest first."""
     return list(SignalDecision.objects.filter(account=account, trade__isnull=True, reason="").order_by("pk"))
+
+
+_END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def with_mark_price(trades: QuerySet) -> QuerySet:
+    """Trades annotated with `mark_price`: the close of the latest candle since entry that the trade's account has seen.
+
+    Live, an account has seen the candles it has ticked: the clock feed stores the history ahead
+    of its market time, so the latest stored candle may lie in the account's future. An account
+    that never ticked (a replay's) has seen every stored candle.
+    """
+    ticked = EngineTick.objects.filter(account=OuterRef("account_id"), symbol=OuterRef("symbol"), timeframe=OuterRef("timeframe"))
+    seen = Coalesce(Subquery(ticked.order_by("-candle_time").values("candle_time")[:1]), Value(_END_OF_TIME))
+    mark = Candle.objects.filter(
+        symbol=OuterRef("symbol"), timeframe=OuterRef("timeframe"), open_time__gte=OuterRef("entry_time"), open_time__lte=OuterRef("seen_until")
+    ).order_by("-open_time")
+    return trades.annotate(seen_until=seen).annotate(mark_price=Subquery(mark.values("close")[:1]))

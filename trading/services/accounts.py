@@ -8,7 +8,8 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 
 from trading.execution import MONEY_QUANTUM, direction
-from trading.models import Candle, PaperAccount, PaperTrade
+from trading.models import PaperAccount, PaperTrade
+from trading.selectors import with_mark_price
 
 logger = logging.getLogger(__name__)
 
@@ -117,21 +118,15 @@ def account_margin(open_trades) -> Decimal:
 def account_figures(*, account: PaperAccount) -> AccountFigures:
     """Balances, realised and unrealised P&L and counts of the account's real (non-shadow) trades."""
     real = PaperTrade.objects.filter(account=account, is_shadow=False)
-    open_trades = list(real.filter(status=PaperTrade.Status.OPEN))
+    open_trades = list(with_mark_price(real.filter(status=PaperTrade.Status.OPEN)))
     closed = real.filter(status=PaperTrade.Status.CLOSED).aggregate(
         count=Count("id"), wins=Count("id", filter=Q(net_pnl__gt=0)), pnl=Sum("net_pnl")
     )
     margin = account_margin(open_trades)
     unrealised = Decimal(0)
     for trade in open_trades:
-        mark = (
-            Candle.objects.filter(symbol=trade.symbol, timeframe=trade.timeframe, open_time__gte=trade.entry_time)
-            .order_by("-open_time")
-            .values_list("close", flat=True)
-            .first()
-        )
-        if mark is not None:
-            unrealised += direction(trade.side) * trade.quantity * (mark - trade.entry_price)
+        if trade.mark_price is not None:
+            unrealised += direction(trade.side) * trade.quantity * (trade.mark_price - trade.entry_price)
     unrealised = unrealised.quantize(MONEY_QUANTUM)
     equity = account.current_balance + unrealised
     return AccountFigures(

@@ -105,3 +105,26 @@ def test_the_symbols_an_account_trades_are_set_by_patch_and_checked_against_trad
         "/api/v1/accounts/", {"name": "eth-only", "system_type": "paper_trading", "starting_balance": "1000", "symbols": ["ETH/USDT:USDT"]}, format="json"
     )  # fmt: skip
     assert created.status_code == 201 and created.json()["traded_markets"] == ["ETH/USDT:USDT"]
+
+
+def test_a_live_account_is_marked_to_the_last_candle_it_ticked_not_to_stored_candles_ahead_of_it(token_client):
+    # The clock feed stores the whole history at start: candles after the account's market time
+    # are in the database, and must not price its open trades (nor the dashboard's).
+    from dashboard.selectors import open_trades
+    from tests.trading.accounting.helpers import candles
+    from trading.models import Candle, EngineTick
+    from trading.services.accounts import account_figures
+
+    account = PaperAccountFactory()
+    stored = candles("BTCUSDT", "2022-02-28T22:00", "2022-03-01T06:00")
+    Candle.objects.bulk_create(stored)
+    trade = trade_open(account=account, request=TradeOpenRequestFactory(fill_time=stored[0].open_time, fill_price=stored[0].open)).trade
+    for bar in stored[:3]:
+        EngineTick.objects.create(account=account, symbol="BTCUSDT", timeframe="1h", candle_time=bar.open_time)
+    seen_close, latest_close = stored[2].close, stored[-1].close
+    assert seen_close != latest_close
+    expected = (trade.quantity * (seen_close - trade.entry_price)).quantize(Decimal("1e-10"))
+    assert account_figures(account=account).unrealised_pnl == expected
+    assert Decimal(token_client.get(f"/api/v1/accounts/{account.pk}/").json()["figures"]["unrealised_pnl"]) == expected
+    (row,) = open_trades()
+    assert row.mark_price == seen_close
