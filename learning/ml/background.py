@@ -63,7 +63,7 @@ class Worker:
     """One training process, started now (its imports take a second or two); jobs run there one at a time."""
 
     def __init__(self):
-        # No idle timeout: the online worker keeps its ensemble between jobs (learning.ml.online.learn_resident).
+        # No idle timeout: a replay's worker lives as long as the replay, whatever the gaps between its retrains.
         self._pool = ProcessPoolExecutor(max_workers=1, timeout=None, env=_ONE_THREAD)
         self._started = self._pool.submit(os.getpid)  # done within a fraction of a second
         self._prepared = self._pool.submit(_prepare)

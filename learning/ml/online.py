@@ -411,18 +411,3 @@ class OnlineEnsemble:
     @classmethod
     def from_state(cls, state: dict) -> "OnlineEnsemble":
         return cls(learners={kind: OnlineLearner.from_state(s) for kind, s in state["learners"].items()})
-
-
-# The ensemble a training worker (learning.ml.background) keeps between jobs, so that each online
-# update sends it only the new trades and brings back the ensemble that learned them.
-_resident: OnlineEnsemble | None = None
-
-
-def learn_resident(X, y, *, batch_size: int, start_from: OnlineEnsemble | None = None) -> OnlineEnsemble:
-    """In a training worker: teach the ensemble kept there (replaced first by `start_from`, if given) and return it."""
-    global _resident
-    if start_from is not None:
-        _resident = start_from
-    if _resident is None:
-        raise RuntimeError("no resident ensemble: the first job must give `start_from`")
-    return _resident.learn(X, y, batch_size=batch_size)

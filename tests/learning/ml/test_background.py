@@ -68,7 +68,7 @@ def test_jobs_run_one_at_a_time_in_order_each_keeping_its_own_result(worker):
 
 
 def test_the_worker_keeps_what_a_job_leaves_for_the_next(worker):
-    # The online worker's ensemble lives there between jobs (learning.ml.online.learn_resident).
+    # One process for the worker's whole life: what a job imports or leaves behind is there for the next.
     assert len({worker.submit(os.getpid).result() for _ in range(3)}) == 1
 
 

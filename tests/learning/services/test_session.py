@@ -58,19 +58,19 @@ def test_a_job_run_here_uses_one_thread_per_pool_as_a_worker_does():
     assert pools and all(pool["num_threads"] == 1 for pool in pools)
 
 
-def test_while_its_workers_start_a_session_learns_in_its_own_process_and_then_in_them():
+def test_the_online_ensemble_learns_in_the_replays_process_one_update_behind():
     session = LearningSession(background=True)
     try:
         for outcome in outcomes(20, seed=4, first_exit=datetime(2022, 5, 1, tzinfo=UTC)):
             session.observe(outcome)
-        assert session.learn() > 0 and session._online_job.done()  # the workers are still importing scikit-learn
-        here = session._online_job.result()
-        wait_ready(session._online_worker)
+        learned = session.learn()
+        assert learned > 0 and session.ensemble.samples_seen == 0  # taken in at the next update
         for outcome in outcomes(20, seed=5, first_exit=datetime(2022, 6, 1, tzinfo=UTC)):
             session.observe(outcome)
         session.learn()
-        assert session._online_resident  # handed to the worker, which keeps it from now on
-        assert session._online_job.result().samples_seen > here.samples_seen
+        assert session.ensemble.samples_seen == learned
+        session._take_online()
+        assert session.ensemble.samples_seen > learned
     finally:
         session.close()
 
