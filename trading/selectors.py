@@ -1,18 +1,24 @@
 """Reads of trading data: candle frames for the engines, gaps in stored candle series, an account's open book."""
+from __future__ import annotations
+
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 from django.db.models import FloatField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Cast, Coalesce
 
 from trading.marketdata.naming import normalize_symbol, timeframe_ms
 from trading.marketdata.readers import Rejection, read_candles, read_clean_csv
 from trading.models import Candle, EngineTick, PaperAccount, PaperTrade, SignalDecision, default_exchange
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,8 @@ def _series(*, exchange: str, symbol: str, timeframe: str):
 
 
 def _frame(open_times, values: np.ndarray, *, symbol: str, timeframe: str, exchange: str | None) -> pd.DataFrame:
+    import pandas as pd  # ~1 s to import: the dashboard imports this module for account reads
+
     # One resolution whatever the source (pandas infers µs from datetimes, ms from Unix ms).
     index = pd.DatetimeIndex(pd.to_datetime(open_times, utc=True), name="open_time").as_unit("ns")
     frame = pd.DataFrame(values.reshape(len(index), len(OHLCV)), index=index, columns=list(OHLCV), dtype="float64")
