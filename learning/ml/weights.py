@@ -34,6 +34,8 @@ def average_uniqueness(entry_times, exit_times, symbols: Sequence[str]) -> np.nd
 
 def _hours(times) -> np.ndarray:
     """Whole hours since the epoch (floored), from datetimes, pandas timestamps or datetime64 (naive ones read as UTC)."""
+    if isinstance(times, np.ndarray) and times.dtype.kind == "M":
+        return np.floor_divide(times.astype("datetime64[ns]").view(np.int64), _HOUR_NS)
     import pandas as pd  # ~1 s to import: only where weights are computed
 
     nanoseconds = pd.DatetimeIndex(pd.to_datetime(list(times), utc=True)).as_unit("ns").asi8

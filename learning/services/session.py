@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.conf import settings
@@ -395,30 +395,51 @@ class _History:
 
     A replay's session is the only writer of records while it runs, so this equals what the
     database would return, without reading and decoding every record again at each retrain.
+    Records are kept as numpy columns (new ones joined at the next retrain), so a retrain's
+    selection and order cost a few array operations, not a Python pass over every record.
     """
 
     def __init__(self):
         stored = training_matrix(None)
         self.skipped = stored.skipped
-        self._vectors, self._outcomes = list(stored.X), stored.y.tolist()
-        self._exit_times, self._ids = list(stored.exit_times), list(stored.ids)
-        self._entry_times, self._symbols = list(stored.entry_times), list(stored.symbols)
+        self._X, self._outcomes, self._ids = stored.X, stored.y, np.asarray(stored.ids, dtype=np.int64)
+        self._exit_times = np.array(stored.exit_times, dtype=object)
+        self._exit_us, self._entry_us = _microseconds(stored.exit_times), _microseconds(stored.entry_times)
+        self._symbols = np.array(stored.symbols, dtype=object)
+        self._new: list[tuple] = []
 
     def add(self, record_id: int, vector: np.ndarray | None, outcome: int, *, entry_time: datetime, exit_time: datetime, symbol: str) -> None:
         if vector is None:
             self.skipped += 1
             return
-        self._vectors.append(vector)
-        self._outcomes.append(outcome)
-        self._exit_times.append(exit_time)
-        self._ids.append(record_id)
-        self._entry_times.append(entry_time)
-        self._symbols.append(symbol)
+        self._new.append((vector, outcome, record_id, exit_time, entry_time, symbol))
 
     def before(self, as_of: datetime) -> tuple[np.ndarray, np.ndarray, list[int], list[datetime], np.ndarray]:
         """Features, outcomes, ids, exit times and uniqueness weights of the records closed before `as_of`, oldest exit first."""
-        rows = sorted((i for i, exit_time in enumerate(self._exit_times) if exit_time < as_of), key=lambda i: (self._exit_times[i], self._ids[i]))
-        X = np.vstack([self._vectors[i] for i in rows]) if rows else np.empty((0, len(current_feature_schema().names)))
-        exit_times = [self._exit_times[i] for i in rows]
-        weights = average_uniqueness([self._entry_times[i] for i in rows], exit_times, [self._symbols[i] for i in rows])
-        return X, np.array([self._outcomes[i] for i in rows], dtype=np.int64), [self._ids[i] for i in rows], exit_times, weights
+        self._join_new()
+        closed = np.flatnonzero(self._exit_us < _microseconds([as_of])[0])
+        rows = closed[np.lexsort((self._ids[closed], self._exit_us[closed]))]
+        exit_us, entry_us = self._exit_us[rows], self._entry_us[rows]
+        weights = average_uniqueness(entry_us.astype("datetime64[us]"), exit_us.astype("datetime64[us]"), self._symbols[rows])
+        return self._X[rows], self._outcomes[rows], self._ids[rows].tolist(), self._exit_times[rows].tolist(), weights
+
+    def _join_new(self) -> None:
+        if not self._new:
+            return
+        vectors, outcomes, ids, exit_times, entry_times, symbols = zip(*self._new)
+        self._new = []
+        self._X = np.vstack([self._X, *vectors])
+        self._outcomes = np.concatenate([self._outcomes, np.asarray(outcomes, dtype=np.int64)])
+        self._ids = np.concatenate([self._ids, np.asarray(ids, dtype=np.int64)])
+        self._exit_times = np.concatenate([self._exit_times, np.array(exit_times, dtype=object)])
+        self._exit_us = np.concatenate([self._exit_us, _microseconds(exit_times)])
+        self._entry_us = np.concatenate([self._entry_us, _microseconds(entry_times)])
+        self._symbols = np.concatenate([self._symbols, np.array(symbols, dtype=object)])
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _microseconds(times) -> np.ndarray:
+    """Aware datetimes as exact integer microseconds since the epoch (their order, ties included)."""
+    return np.array([(time - _EPOCH) // timedelta(microseconds=1) for time in times], dtype=np.int64)
