@@ -89,7 +89,9 @@ class LearningSession:
         self._pending: list[tuple[TradeOutcome, np.ndarray | None, int]] = []
         self._unlearned: list[tuple[np.ndarray, int]] = []
         self.skipped = 0  # outcomes whose features do not fit the schema: stored, never learned
-        self.ensemble, self._online_version = OnlineEnsemble(), None
+        # Made by _load_models: a session that does not learn may never predict, nor import scikit-learn (~1 s).
+        self.ensemble: OnlineEnsemble | None = None
+        self._online_version = None
         self._batch, self._batch_version = None, None
         self._samples_saved = 0
         self._unsaved_record_ids: list[int] = []  # written since the ensemble was last saved
@@ -130,6 +132,8 @@ class LearningSession:
         online = active.get(ModelKind.ONLINE)
         if online is not None:
             self.ensemble, self._online_version = load_model(online), online.version
+        else:
+            self.ensemble, self._online_version = OnlineEnsemble(), None
         self._samples_saved = self.ensemble.samples_seen
         batch = active.get(ModelKind.BATCH)
         if batch is not None:

@@ -44,10 +44,8 @@ def test_bad_arguments_are_clear_errors():
         call_command("replay", "--symbols", "BTCUSDT", "--from", "2022-01-01", "--to", "2022-01-02", stdout=io.StringIO())
 
 
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_a_replay_shorter_than_its_workers_start_ends_without_a_traceback(tmp_path):
-    """Nine days end before the training workers have imported scikit-learn; closing them must print nothing."""
+def _fresh_sqlite_command(tmp_path):
+    """A `manage.py` command line, its working directory and environment, on a migrated SQLite file of its own."""
     import os
     import subprocess
     import sys
@@ -58,6 +56,18 @@ def test_a_replay_shorter_than_its_workers_start_ends_without_a_traceback(tmp_pa
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'replay.sqlite3'}", "DJANGO_SETTINGS_MODULE": "tradelearn.settings.local"}
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], cwd=root, env=env, check=True, timeout=300)
+    return manage, root, env
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_shorter_than_its_workers_start_ends_without_a_traceback(tmp_path):
+    """Nine days end before the training workers have imported scikit-learn; closing them must print nothing."""
+    import subprocess
+
+    from tests.conftest import BUNDLED_CANDLES
+
+    manage, root, env = _fresh_sqlite_command(tmp_path)
     result = subprocess.run(
         [*manage, "replay", "--candles-dir", str(BUNDLED_CANDLES), "--from", "2023-06-01", "--to", "2023-06-10", "--no-progress"],
         cwd=root, env=env, capture_output=True, text=True, timeout=600,
@@ -65,3 +75,25 @@ def test_a_replay_shorter_than_its_workers_start_ends_without_a_traceback(tmp_pa
     assert result.returncode == 0, result.stderr
     assert "Replayed" in result.stdout
     assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_without_learning_never_imports_scikit_learn(tmp_path):
+    """Nothing of a baseline replay needs a model, so it does not pay scikit-learn's import (~1 s)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import BUNDLED_CANDLES
+
+    manage, root, env = _fresh_sqlite_command(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *manage[1:], "replay", "--no-learning", "--candles-dir", str(BUNDLED_CANDLES),
+         "--from", "2023-06-01", "--to", "2023-07-15", "--no-progress"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "trades" in result.stdout and "Replayed" in result.stdout
+    imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "numpy" in imported  # -X importtime really listed the imports
+    assert "sklearn" not in imported
