@@ -50,6 +50,7 @@ def store_history(rng: random.Random) -> None:
     from trading.models import PaperTrade, SignalDecision
     from trading.services.accounts import account_create
     from trading.services.candles import candles_import
+    from trading.services.summaries import account_summaries_rebuild
 
     records = []
     for number in range(RECORDS):
@@ -93,6 +94,7 @@ def store_history(rng: random.Random) -> None:
             **({} if is_open else {key: facts[key] for key in ("exit_time", "exit_price", "net_pnl", "pnl_pct", "fees", "exit_reason")}),
         ))  # fmt: skip
     PaperTrade.objects.bulk_create(trades, batch_size=BATCH)
+    account_summaries_rebuild()  # bulk_create bypasses the books that keep the per-account summaries
 
     for path in sorted((ROOT / "data" / "candles").glob("*.csv")):
         candles_import(path=path, exchange=settings.TRADING_EXCHANGE)

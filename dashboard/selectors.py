@@ -10,16 +10,17 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
-    Func,
     Max,
+    OuterRef,
     Q,
+    Subquery,
     Sum,
     Value,
     When,
     Window,
 )
 from django.db.models.expressions import RowRange
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Coalesce
 
 from learning import selectors as learning_selectors
 from learning.buckets import bucket_label
@@ -36,7 +37,7 @@ from learning.models import (
 from learning.services.aggregates import MODEL_IMPORTANCE_STRATEGY
 from learning.skill import RunningSkill
 from trading.execution import MONEY_QUANTUM
-from trading.models import PaperAccount, PaperTrade, SignalDecision
+from trading.models import AccountDay, AccountDecisionCounts, PaperAccount, PaperTrade, SignalDecision
 from trading.selectors import with_mark_price
 
 # The rolling win rate spans this many days that had outcomes (rows, so SQLite computes it too).
@@ -49,20 +50,12 @@ OPEN_TRADES_SHOWN = 50
 STOPPED_AFTER = timedelta(days=30)
 METRIC_NAMES = ("n", "log_loss", "brier", "accuracy", "roc_auc", "ece")
 
-CLOSED_REAL = Q(is_shadow=False, status=PaperTrade.Status.CLOSED)
 OPEN_REAL = Q(is_shadow=False, status=PaperTrade.Status.OPEN)
 PNL = {"max_digits": 40, "decimal_places": 20}
 
 
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
-
-
-class WindowSum(Func):
-    """SUM(...) OVER a window, of a per-group aggregate: Django's Sum refuses an aggregate argument."""
-
-    function = "SUM"
-    window_compatible = True
 
 
 # --- Learning progress ------------------------------------------------------------------------
@@ -320,32 +313,21 @@ class OpenTrade:
 
 
 def _equity_curves(starting_balances: dict[int, Decimal]) -> dict[int, list[EquityPoint]]:
-    """Per account: starting balance plus the cumulative net P&L of closed real trades, at each exit day's end."""
+    """Per account: starting balance plus the cumulative net P&L of closed real trades, at each exit day's end.
+
+    Read from the per-account daily summary the trade services keep (trading.services.summaries),
+    a row per account and exit day, instead of grouping every closed trade.
+    """
     rows = (
-        PaperTrade.objects.filter(CLOSED_REAL)
-        .annotate(day=TruncDate("exit_time"))
-        .values("account_id", "day")
-        .annotate(trades=Count("id"), wins=Count("id", filter=Q(net_pnl__gt=0)), day_pnl=Sum("net_pnl"))
-        .annotate(
-            cumulative=Window(
-                WindowSum(Sum("net_pnl"), output_field=DecimalField(**PNL)),
-                partition_by=[F("account_id")],
-                order_by=F("day").asc(),
-            ),
-        )
+        AccountDay.objects.filter(closed_trades__gt=0)
         .order_by("account_id", "day")
+        .values_list("account_id", "day", "closed_trades", "winning_trades", "net_pnl")
     )
     curves: dict[int, list[EquityPoint]] = {}
-    for row in rows:
-        curves.setdefault(row["account_id"], []).append(
-            EquityPoint(
-                day=row["day"],
-                trades=row["trades"],
-                wins=row["wins"],
-                net_pnl=row["day_pnl"],
-                equity=starting_balances[row["account_id"]] + row["cumulative"],
-            )
-        )
+    for account_id, day, trades, wins, day_pnl in rows:
+        curve = curves.setdefault(account_id, [])
+        equity = (curve[-1].equity if curve else starting_balances[account_id]) + day_pnl
+        curve.append(EquityPoint(day=day, trades=trades, wins=wins, net_pnl=day_pnl, equity=equity))
     return curves
 
 
@@ -386,12 +368,13 @@ class Inactivity:
 
 
 def _inactivity(accounts: list[PaperAccount]) -> dict[int, Inactivity]:
-    """Per account that made no real trade in its last STOPPED_AFTER of signals: what its signals became."""
+    """Per account that made no real trade in its last STOPPED_AFTER of signals: what its signals became.
+
+    Each account comes annotated with `last_entry`, its newest real trade's entry (see `accounts`).
+    """
     if not accounts:
         return {}
-    last_entries = dict(
-        PaperTrade.objects.filter(is_shadow=False).values("account_id").annotate(last=Max("entry_time")).values_list("account_id", "last")
-    )
+    last_entries = {account.pk: account.last_entry for account in accounts if account.last_entry is not None}
     since_last_entry = Q()
     for account in accounts:
         last = last_entries.get(account.pk)
@@ -428,7 +411,9 @@ def accounts(*, open_trades: list[OpenTrade]) -> list[AccountRow]:
         open_counts[trade.account_id] = open_counts.get(trade.account_id, 0) + 1
         if trade.unrealised_pnl is not None:
             unrealised[trade.account_id] = unrealised.get(trade.account_id, Decimal(0)) + trade.unrealised_pnl
-    rows = list(PaperAccount.objects.order_by("pk"))
+    # The newest real entry per account: an index read each (trade_account_real_entry_idx), not a GROUP BY of every trade.
+    last_real = PaperTrade.objects.filter(account=OuterRef("pk"), is_shadow=False).order_by("-entry_time")
+    rows = list(PaperAccount.objects.annotate(last_entry=Subquery(last_real.values("entry_time")[:1])).order_by("pk"))
     curves = _equity_curves({account.pk: account.starting_balance for account in rows})
     stopped = _inactivity(rows)
     result = []
@@ -521,17 +506,14 @@ def decision_counts() -> dict[str, int]:
     """Signals in the README's words: taken (opened, or refused by risk limits) and skipped.
 
     A taken signal the risk limits refuse is followed as a shadow trade, as a skipped one is;
-    one that has no trade yet waits for the next candle's open (or expired in a gap).
+    one that has no trade yet waits for the next candle's open (or expired in a gap). Summed over
+    the per-account counts the books keep (trading.services.summaries), not counted row by row.
     """
-    taken = Q(taken=True)
-    counts = SignalDecision.objects.aggregate(
-        signals=Count("id"),
-        taken_count=Count("id", filter=taken),
-        opened=Count("id", filter=taken & Q(trade__is_shadow=False)),
-        refused=Count("id", filter=taken & Q(trade__is_shadow=True)),
-        skipped=Count("id", filter=Q(taken=False)),
-    )
-    counts["taken"] = counts.pop("taken_count")
+    counts = AccountDecisionCounts.objects.aggregate(
+        signals=Coalesce(Sum("signals"), 0), taken=Coalesce(Sum("taken"), 0),
+        opened=Coalesce(Sum("opened"), 0), refused=Coalesce(Sum("refused"), 0),
+    )  # fmt: skip
+    counts["skipped"] = counts["signals"] - counts["taken"]
     counts["not_filled"] = counts["taken"] - counts["opened"] - counts["refused"]
     return counts
 

@@ -36,6 +36,7 @@ from trading.services.trades import (
     trade_settle,
     utc_day_start,
 )
+from trading.services.summaries import account_summaries_add
 
 _TRADE_CHANGES = ("status", "exit_time", "exit_price", "exit_reason", "fees", "net_pnl", "pnl_pct", "best_price")
 
@@ -147,6 +148,7 @@ class MemoryBooks:
         bulk_update_rows(SignalDecision, self._changed_decisions.values(), ["reason"])
         bulk_update_rows(PaperTrade, self._changed_trades.values(), _TRADE_CHANGES)
         self.account.save(update_fields=["current_balance", "updated_at"])
+        account_summaries_add(decisions=self._new_decisions, opened_trades=self._new_trades, closed_trades=[trade for trade, _ in self._closed])
         for write, kwargs in self._later:
             write(**kwargs)
         self._later = []

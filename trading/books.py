@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
+from django.db import transaction
+
 from learning.ml.hybrid import HybridPrediction
 from learning.selectors import model_skill, recent_record_features
 from learning.services import get_signal_recommendation
@@ -20,6 +22,7 @@ from learning.types import SignalContext, SignalRecommendation
 from trading import execution
 from trading.models import PaperAccount, PaperTrade, SignalDecision
 from trading.selectors import account_open_trades, account_pending_decisions
+from trading.services.summaries import account_summaries_add
 from trading.services.trades import TradeOpenRequest, TradeOpenResult, trade_manage_exit, trade_open
 
 
@@ -73,8 +76,10 @@ class DatabaseBooks:
     def pending_decisions(self) -> list[SignalDecision]:
         return account_pending_decisions(account=self.account)
 
+    @transaction.atomic
     def record_decision(self, decision: SignalDecision) -> None:
         decision.save(force_insert=True)
+        account_summaries_add(decisions=[decision])
 
     def write_later(self, write: Callable[..., object], **kwargs) -> None:
         """A write of an engine's own (a strategy's derived data): here at once, in a replay with the books."""

@@ -35,6 +35,11 @@ class Candle(models.Model):
                 condition=Q(low__gt=0, high__gte=models.F("low"), volume__gte=0), name="candle_prices_sane"
             ),
         ]
+        indexes = [
+            # An open trade's mark is the latest close of its symbol on any exchange: without the
+            # exchange the unique key's index does not serve, and each open trade scanned every candle.
+            models.Index(fields=["symbol", "timeframe", "-open_time"], name="candle_symbol_time_idx"),
+        ]
         ordering = ["symbol", "timeframe", "open_time"]
 
     def __str__(self) -> str:
@@ -203,6 +208,10 @@ class PaperTrade(models.Model):
             models.Index(fields=["account", "status"], name="trade_account_status_idx"),
             models.Index(fields=["symbol", "status"], name="trade_symbol_status_idx"),
             models.Index(fields=["exit_time"], name="trade_exit_time_idx"),
+            # The dashboard's open real trades and each account's last real entry: index reads of a
+            # few rows, where the whole table was scanned (16 and 24 ms at 100,000 trades).
+            models.Index(fields=["-entry_time", "-id"], condition=Q(status="open", is_shadow=False), name="trade_open_real_idx"),
+            models.Index(fields=["account", "-entry_time"], condition=Q(is_shadow=False), name="trade_account_real_entry_idx"),
         ]
         constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="trade_quantity_positive")]
 
@@ -303,3 +312,32 @@ class ExchangeOrder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_order_id} {self.side} {self.amount} {self.market} {self.status}"
+
+
+class AccountDay(models.Model):
+    """An account's closed real trades per UTC exit day: the equity curve's summary, kept by the trade services."""
+
+    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="days")
+    day = models.DateField()
+    closed_trades = models.PositiveIntegerField(default=0)
+    winning_trades = models.PositiveIntegerField(default=0)
+    net_pnl = models.DecimalField(max_digits=34, decimal_places=MONEY["decimal_places"], default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "day"], name="account_day_once")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day}: {self.closed_trades} closed, net {self.net_pnl}"
+
+
+class AccountDecisionCounts(models.Model):
+    """An account's signals in the README's words (skipped = signals − taken), kept by the books as decisions and trades are written."""
+
+    account = models.OneToOneField(PaperAccount, on_delete=models.CASCADE, primary_key=True, related_name="decision_counts")
+    signals = models.PositiveBigIntegerField(default=0)
+    taken = models.PositiveBigIntegerField(default=0)
+    opened = models.PositiveBigIntegerField(default=0, help_text="Taken signals that became a real trade.")
+    refused = models.PositiveBigIntegerField(default=0, help_text="Taken signals the risk limits refused: followed as a shadow trade.")
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.signals} signals, {self.taken} taken"

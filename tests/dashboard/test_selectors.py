@@ -7,8 +7,10 @@ from django.db.models import Sum
 from dashboard import selectors
 from learning.buckets import bucket_index, bucket_label
 from learning.models import FeatureImportance, MarketRegimeStats, ModelVersion, SignalQuality, TrainingRecord
+from tests.trading.accounting.helpers import account_summaries
 from trading.models import Candle, PaperAccount, PaperTrade, SignalDecision
 from trading.services.accounts import account_figures
+from trading.services.summaries import account_summaries_rebuild
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +157,10 @@ def test_regimes_and_features_are_the_learned_rows(dashboard_data):
     batch = ModelVersion.objects.get(kind="batch", active=True)
     importance = selectors.model_importance(limit=len(batch.feature_importance))
     assert {row.feature_name: row.model_importance for row in importance} == pytest.approx(batch.feature_importance)
+
+
+def test_the_summaries_the_replay_and_trade_open_keep_equal_a_rebuild(dashboard_data):
+    kept = account_summaries()
+    assert kept[0] and kept[1]  # the replay wrote both
+    account_summaries_rebuild()
+    assert account_summaries() == kept

@@ -20,6 +20,7 @@ from tradelearn.notifications import notify
 from trading import execution
 from trading.models import FillSource, PaperAccount, PaperTrade, SignalDecision
 from trading.services.accounts import account_margin
+from trading.services.summaries import account_summaries_add
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +254,7 @@ def trade_open(*, account: PaperAccount, request: TradeOpenRequest, fill: Report
     result = trade_prepare_open(account=account, facts=facts, request=request, validated=True, fill=fill)
     if result.trade is not None:
         result.trade.save(force_insert=True)
+        account_summaries_add(opened_trades=[result.trade])
         if not request.is_shadow:
             account.save(update_fields=["current_balance", "updated_at"])
         logger.info("Opened %s%s", result.trade, " (shadow)" if request.is_shadow else "")
@@ -524,6 +526,7 @@ def trade_close(
     trade.save(update_fields=["status", "exit_time", "exit_price", "exit_reason", "fees", "net_pnl", "pnl_pct"])
     if not trade.is_shadow:
         account.save(update_fields=["current_balance", "updated_at"])
+        account_summaries_add(closed_trades=[trade])
 
     stored = store_trade_outcome(outcome=trade_outcome(trade, account))
     if stored.duplicate:

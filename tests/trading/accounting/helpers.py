@@ -1,4 +1,4 @@
-"""Real candles from data/candles, trades opened on them, and the account balance invariant."""
+"""Real candles from data/candles, trades opened on them, the account balance invariant, and the per-account summaries."""
 import csv
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -8,7 +8,7 @@ from django.db.models import Sum
 
 from tests.conftest import BUNDLED_CANDLES
 from tests.trading.factories import TradeOpenRequestFactory
-from trading.models import Candle, PaperAccount, PaperTrade
+from trading.models import AccountDay, AccountDecisionCounts, Candle, PaperAccount, PaperTrade
 from trading.services.trades import TradeOpenResult, trade_open
 
 CANDLES_DIR = BUNDLED_CANDLES
@@ -63,3 +63,10 @@ def assert_account_balanced(account: PaperAccount) -> None:
     assert account.current_balance == account.starting_balance + closed_pnl - open_fees, (
         f"{account}: balance {account.current_balance} != {account.starting_balance} + {closed_pnl} - {open_fees}"
     )
+
+
+def account_summaries() -> tuple[list[tuple], list[tuple]]:
+    """Every AccountDay and AccountDecisionCounts row, in key order, to compare the kept summaries with a rebuild."""
+    days = AccountDay.objects.order_by("account_id", "day").values_list("account_id", "day", "closed_trades", "winning_trades", "net_pnl")
+    counts = AccountDecisionCounts.objects.order_by("account_id").values_list("account_id", "signals", "taken", "opened", "refused")
+    return list(days), list(counts)
