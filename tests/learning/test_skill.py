@@ -76,3 +76,28 @@ def test_a_kept_history_scores_exactly_as_its_last_outcomes_do_from_scratch():
         if count % 97 == 0 or count == len(outcomes):
             assert kept.skill(window=100, minimum=20) == running_skill(outcomes[max(0, count - 200) : count], window=100, minimum=20)
     assert len(kept) == 200
+
+
+@pytest.mark.django_db
+def test_scored_history_reads_the_stored_times_in_utc_in_exit_order():
+    from learning.models import TrainingRecord
+    from learning.selectors import scored_history
+    from learning.services import store_trade_outcomes
+    from tests.factories import TradeOutcomeFactory
+
+    entries = [datetime(2022, 3, 1, 10, 15, 30, 250_000, tzinfo=UTC) + timedelta(hours=5 * i, microseconds=i) for i in range(6)]
+    store_trade_outcomes(outcomes=[TradeOutcomeFactory(system_type="paper_trading", entry_time=entry) for entry in entries])
+    stored = TrainingRecord.objects.order_by("exit_time", "pk").values_list("entry_time", "exit_time", "ml_score", "success")
+    history = scored_history(system_type="paper_trading")
+    assert [(o.entry_time, o.exit_time, o.ml_score, o.success) for o in history] == list(stored)
+    assert all(o.entry_time.utcoffset() == timedelta(0) and o.exit_time.tzinfo is not None for o in history)
+    assert scored_history(system_type="profit_scraping") == []
+
+
+def test_times_written_as_text_read_back_in_utc_with_or_without_an_offset():
+    from learning.selectors import _utc_from_text
+
+    moment = datetime(2022, 3, 1, 10, 15, 30, 250_000, tzinfo=UTC)
+    # PostgreSQL's text (any session time zone) and SQLite's stored text (UTC, no offset).
+    for text in ("2022-03-01 10:15:30.25+00", "2022-03-01 12:15:30.25+02", "2022-03-01 10:15:30.250000"):
+        assert _utc_from_text(text) == moment and _utc_from_text(text).utcoffset() == timedelta(0)
