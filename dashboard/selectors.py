@@ -103,16 +103,17 @@ def learning_progress(*, rolling_days: int = ROLLING_DAYS) -> list[DailyOutcomes
         "order_by": F("day").asc(),
         "frame": RowRange(start=-(rolling_days - 1), end=0),
     }
+    fields = ("system_type", "day", "outcomes", "wins", "shadow", "rolling_outcomes", "rolling_wins")
     rows = (
         DailyOutcomeCounts.objects.filter(outcomes__gt=0)
-        .values("system_type", "day", "outcomes", "wins", "shadow")
         .annotate(
             rolling_outcomes=Window(Sum("outcomes"), **rolling),
             rolling_wins=Window(Sum("wins"), **rolling),
         )
         .order_by("system_type", "day")
+        .values_list(*fields)
     )
-    return [DailyOutcomes(**row) for row in rows]
+    return [DailyOutcomes(**dict(zip(fields, row))) for row in rows]
 
 
 def system_totals(progress: list[DailyOutcomes]) -> list[SystemTotals]:
@@ -136,17 +137,15 @@ class WeeklyOutcomes:
 
 def outcomes_by_week(progress: list[DailyOutcomes]) -> list[WeeklyOutcomes]:
     """The daily rows rolled up per system and ISO week: a count per day swings too much to read."""
-    weeks: dict[tuple[str, date], WeeklyOutcomes] = {}
+    weeks: dict[tuple[str, date], list] = {}  # outcomes, and the last day's rolling rate
     for row in progress:
-        key = (row.system_type, row.day - timedelta(days=row.day.weekday()))
-        before = weeks.get(key)
-        weeks[key] = WeeklyOutcomes(
-            system_type=row.system_type,
-            week=key[1],
-            outcomes=row.outcomes + (before.outcomes if before else 0),
-            rolling_win_rate=row.rolling_win_rate,
-        )
-    return list(weeks.values())
+        tally = weeks.setdefault((row.system_type, row.day - timedelta(days=row.day.weekday())), [0, None])
+        tally[0] += row.outcomes
+        tally[1] = row
+    return [
+        WeeklyOutcomes(system_type=system, week=week, outcomes=outcomes, rolling_win_rate=last.rolling_win_rate)
+        for (system, week), (outcomes, last) in weeks.items()
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,19 +164,17 @@ class MonthlyOutcomes:
 
 def outcomes_by_month(progress: list[DailyOutcomes]) -> list[MonthlyOutcomes]:
     """The daily rows rolled up per system and month (a table short enough to read); rolling rate at the month's last day."""
-    months: dict[tuple[str, date], MonthlyOutcomes] = {}
+    months: dict[tuple[str, date], list] = {}  # outcomes, wins, shadow, and the last day
     for row in progress:
-        key = (row.system_type, row.day.replace(day=1))
-        before = months.get(key)
-        months[key] = MonthlyOutcomes(
-            system_type=row.system_type,
-            month=key[1],
-            outcomes=row.outcomes + (before.outcomes if before else 0),
-            wins=row.wins + (before.wins if before else 0),
-            shadow=row.shadow + (before.shadow if before else 0),
-            rolling_win_rate=row.rolling_win_rate,
-        )
-    return list(months.values())
+        tally = months.setdefault((row.system_type, row.day.replace(day=1)), [0, 0, 0, None])
+        tally[0] += row.outcomes
+        tally[1] += row.wins
+        tally[2] += row.shadow
+        tally[3] = row
+    return [
+        MonthlyOutcomes(system_type=system, month=month, outcomes=n, wins=w, shadow=s, rolling_win_rate=last.rolling_win_rate)
+        for (system, month), (n, w, s, last) in months.items()
+    ]
 
 
 # --- Calibration ------------------------------------------------------------------------------
@@ -257,17 +254,15 @@ class MonthlyEquity:
 
 def equity_by_month(curve: list[EquityPoint]) -> list[MonthlyEquity]:
     """An equity curve's days rolled up per month: trades and net P&L in it, equity at its end."""
-    months: dict[date, MonthlyEquity] = {}
+    months: dict[date, list] = {}  # trades, net P&L, and the equity at the last day
     for point in curve:
-        month = point.day.replace(day=1)
-        before = months.get(month)
-        months[month] = MonthlyEquity(
-            month=month,
-            trades=point.trades + (before.trades if before else 0),
-            net_pnl=point.net_pnl + (before.net_pnl if before else 0),
-            equity=point.equity,
-        )
-    return list(months.values())
+        tally = months.setdefault(point.day.replace(day=1), [0, Decimal(0), None])
+        tally[0] += point.trades
+        tally[1] += point.net_pnl
+        tally[2] = point.equity
+    return [
+        MonthlyEquity(month=month, trades=trades, net_pnl=net_pnl, equity=equity) for month, (trades, net_pnl, equity) in months.items()
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
