@@ -6,9 +6,10 @@ from decimal import Decimal
 
 from django.apps import apps as installed_apps
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
+from tradelearn.bulk import bulk_update_rows
 from trading.models import AccountDay, AccountDecisionCounts, PaperTrade, SignalDecision
 
 CLOSED_REAL = Q(is_shadow=False, status=PaperTrade.Status.CLOSED)
@@ -37,22 +38,36 @@ def _closed_days(trades: Iterable[PaperTrade]) -> dict[tuple[int, object], tuple
     return days
 
 
+def _add(model, key_fields: tuple[str, ...], additions: dict[tuple, dict[str, int | Decimal]]) -> None:
+    """Add `additions` (per key, per field) to the summary rows of those keys, creating the missing ones at zero.
+
+    Three queries however many keys (a replay's write spans many days): rows created if missing
+    (ignoring a concurrent creator's), locked in key order, added to and written back.
+    """
+    if not additions:
+        return
+    model.objects.bulk_create([model(**dict(zip(key_fields, key))) for key in additions], ignore_conflicts=True)
+    matching = Q()
+    for key in additions:
+        matching |= Q(**dict(zip(key_fields, key)))
+    rows = list(model.objects.select_for_update().filter(matching).order_by("pk"))
+    for row in rows:
+        for name, value in additions[tuple(getattr(row, field) for field in key_fields)].items():
+            setattr(row, name, getattr(row, name) + value)
+    bulk_update_rows(model, rows, list(next(iter(additions.values()))))
+
+
 @transaction.atomic
 def account_summaries_add(
     *, decisions: Iterable[SignalDecision] = (), opened_trades: Iterable[PaperTrade] = (), closed_trades: Iterable[PaperTrade] = ()
 ) -> None:
-    """Count newly written decisions, trades opened on a decision, and trades closed (real ones count in their exit day).
-
-    Increments in the database (F expressions), so concurrent writers of one account add up.
-    """
-    for account_id, counts in _decision_counts(decisions, opened_trades).items():
-        AccountDecisionCounts.objects.get_or_create(account_id=account_id)
-        AccountDecisionCounts.objects.filter(account_id=account_id).update(**{name: F(name) + value for name, value in counts.items()})
-    for (account_id, day), (closed, wins, pnl) in _closed_days(closed_trades).items():
-        AccountDay.objects.get_or_create(account_id=account_id, day=day)
-        AccountDay.objects.filter(account_id=account_id, day=day).update(
-            closed_trades=F("closed_trades") + closed, winning_trades=F("winning_trades") + wins, net_pnl=F("net_pnl") + pnl
-        )
+    """Count newly written decisions, trades opened on a decision, and trades closed (real ones count in their exit day)."""
+    counts = _decision_counts(decisions, opened_trades)
+    _add(AccountDecisionCounts, ("account_id",), {(account_id,): tally for account_id, tally in counts.items()})
+    days = _closed_days(closed_trades)
+    _add(AccountDay, ("account_id", "day"), {
+        key: {"closed_trades": closed, "winning_trades": wins, "net_pnl": pnl} for key, (closed, wins, pnl) in days.items()
+    })  # fmt: skip
 
 
 @transaction.atomic
