@@ -207,6 +207,9 @@ class SignalDecisionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # the audit trail, and the dashboard's signal counts kept beside it (trading.services.summaries)
+
 
 @admin.register(EngineTick)
 class EngineTickAdmin(admin.ModelAdmin):

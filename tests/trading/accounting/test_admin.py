@@ -68,3 +68,10 @@ def test_close_at_the_last_stored_close_action(admin_client):
     assert (trade.status, trade.exit_reason, trade.exit_price) == ("closed", "manual", Decimal("43155.0") * Decimal("0.9998"))
     assert TrainingRecord.objects.count() == 1
     assert_account_balanced(account)
+
+
+def test_a_decision_cannot_be_deleted_from_the_admin(admin_client):
+    decision = SignalDecisionFactory()
+    admin_client.post("/admin/trading/signaldecision/", {"action": "delete_selected", "_selected_action": [decision.pk], "post": "yes"})
+    assert admin_client.get(f"/admin/trading/signaldecision/{decision.pk}/delete/").status_code == 403
+    decision.refresh_from_db()  # still there
