@@ -36,3 +36,19 @@ def test_the_live_books_count_decisions_opened_refused_and_closed_trades_as_a_re
     assert days == [(account.pk, closed.exit_time.date(), 1, 1, closed.net_pnl)] and closed.net_pnl > Decimal(0)
     account_summaries_rebuild()
     assert account_summaries() == (days, counts)
+
+
+def test_the_rebuild_command_puts_back_summaries_that_a_raw_write_left_behind():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from trading.models import AccountDecisionCounts
+
+    account = PaperAccountFactory()
+    SignalDecisionFactory(account=account, taken=False)  # the factory writes the row directly: no summary kept
+    assert account_summaries()[1] == []
+    out = StringIO()
+    call_command("rebuild_account_summaries", stdout=out)
+    assert account_summaries()[1] == [(account.pk, 1, 0, 0, 0)]
+    assert f"decision counts: {AccountDecisionCounts.objects.count()} rows" in out.getvalue()
