@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from learning.ml import metrics
 from learning.ml.batch import MIN_TRAINING_ROWS, MIN_VALIDATION_ROWS, BatchTrainingResult, evaluate, train_batch_model
 from learning.ml.schema import current_feature_schema
 from learning.ml.serialization import Artifact, ModelArtifactError
@@ -75,23 +76,36 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(float(timestamp), UTC).isoformat()
 
 
+@dataclass(frozen=True)
+class _Comparison:
+    """The champion and the challenger scored on the same validation trades, or why the champion could not be."""
+
+    champion_metrics: dict | None = None
+    challenger_loss: float | None = None
+    window: str = ""
+    problem: str | None = None
+
+
 @transaction.atomic
-def _batch_version_store(
-    *, result, artifact: Artifact | None, ids: list[int], exit_times: list[datetime], champion_metrics: dict | None, champion_problem: str | None
-) -> RetrainResult:
+def _batch_version_store(*, result, artifact: Artifact | None, ids: list[int], exit_times: list[datetime], comparison: _Comparison) -> RetrainResult:
     champion = model_version_lock_active(ModelKind.BATCH)
-    challenger_loss = result.metrics["log_loss"]
-    window = f"the same {result.validation_size} validation trades"
+    champion_metrics = comparison.champion_metrics
     if champion is None:
         activate, reason = True, "activated: no batch version was active"
-    elif champion_problem is not None:
-        activate, reason = True, f"activated: the active {champion.version} could not be evaluated ({champion_problem})"
-    elif challenger_loss < champion_metrics["log_loss"]:
+    elif comparison.problem is not None:
+        activate, reason = True, f"activated: the active {champion.version} could not be evaluated ({comparison.problem})"
+    elif comparison.challenger_loss < champion_metrics["log_loss"]:
         activate = True
-        reason = f"activated: log-loss {challenger_loss:.4f} beats {champion.version}'s {champion_metrics['log_loss']:.4f} on {window}"
+        reason = (
+            f"activated: log-loss {comparison.challenger_loss:.4f} beats {champion.version}'s "
+            f"{champion_metrics['log_loss']:.4f} on {comparison.window}"
+        )
     else:
         activate = False
-        reason = f"kept {champion.version}: log-loss {challenger_loss:.4f} does not beat its {champion_metrics['log_loss']:.4f} on {window}"
+        reason = (
+            f"kept {champion.version}: log-loss {comparison.challenger_loss:.4f} does not beat its "
+            f"{champion_metrics['log_loss']:.4f} on {comparison.window}"
+        )
     version = model_version_create(
         kind=ModelKind.BATCH,
         model_state=result.model.get_state(),
@@ -119,17 +133,35 @@ def _batch_version_store(
     )
 
 
-def _champion_metrics(X: np.ndarray, y: np.ndarray, validation_rows: np.ndarray) -> tuple[dict | None, str | None]:
-    """The active batch model's scores on the challenger's validation window, or why there are none."""
+def _champion_comparison(result: BatchTrainingResult, X: np.ndarray, y: np.ndarray, exit_times: list[datetime]) -> _Comparison:
+    """The active batch model and the challenger on the challenger's validation trades that neither had learned from.
+
+    A model learns from every trade it is given (train_batch_model), so the champion knows the
+    older part of the challenger's validation window; scored there it would be flattered. Both are
+    scored on the trades that exited after the champion's newest (the challenger's scores there are
+    its out-of-sample ones), or on the whole window when fewer than MIN_VALIDATION_ROWS are that new.
+    """
     champion = ModelVersion.objects.defer("artifact").filter(kind=ModelKind.BATCH, active=True).first()
     if champion is None:
-        return None, None
+        return _Comparison()
     try:
         model = batch_model(champion)
     except (ModelArtifactError, ValueError) as error:
         logger.error("Active batch model %s cannot be loaded for comparison: %s", champion.version, error)
-        return None, str(error)
-    return evaluate(model, X[validation_rows], y[validation_rows]), None
+        return _Comparison(problem=str(error))
+    rows, probabilities = result.validation_rows, result.validation_probabilities
+    window = f"the same {len(rows)} validation trades"
+    seen_until = champion.trained_through_exit_time
+    if seen_until is not None:
+        unseen = np.array([exit_times[row] > seen_until for row in rows], dtype=bool)
+        if unseen.sum() >= MIN_VALIDATION_ROWS:
+            rows, probabilities = rows[unseen], probabilities[unseen]
+            window = f"the {len(rows)} validation trades neither had learned from"
+    return _Comparison(
+        champion_metrics=evaluate(model, X[rows], y[rows]),
+        challenger_loss=metrics.log_loss(y[rows], probabilities),
+        window=window,
+    )
 
 
 def batch_retrain(*, as_of: datetime | None = None) -> RetrainResult:
@@ -199,9 +231,7 @@ def batch_version_adopt(
     artifact: Artifact | None = None,
 ) -> RetrainResult:
     """Store a trained challenger (trained on the records `ids`, rows of X and y) and activate it if it beats the champion."""
-    champion_metrics, champion_problem = _champion_metrics(X, y, result.validation_rows)
-    retrain = _batch_version_store(
-        result=result, artifact=artifact, ids=ids, exit_times=exit_times, champion_metrics=champion_metrics, champion_problem=champion_problem
-    )
+    comparison = _champion_comparison(result, X, y, exit_times)
+    retrain = _batch_version_store(result=result, artifact=artifact, ids=ids, exit_times=exit_times, comparison=comparison)
     logger.info("Batch retrain %s: %s", retrain.version, retrain.reason)
     return retrain

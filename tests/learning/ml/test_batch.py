@@ -16,6 +16,7 @@ from learning.ml.batch import (
     evaluate,
     train_batch_model,
 )
+from learning.ml.metrics import log_loss as metrics_log_loss
 from learning.ml.metrics import roc_auc as metrics_roc_auc
 from learning.ml.schema import FEATURE_SCHEMA
 from learning.ml.serialization import dump_estimator, load_estimator
@@ -157,12 +158,33 @@ def test_logistic_regularisation_is_chosen_on_the_training_window_alone(trades):
     result = train_batch_model(X, y, times, kind="logistic")
     chosen = result.model.estimator[-1].C
     assert chosen in LOGISTIC_C_GRID
-    # The newest trades (calibration and validation) take no part in the choice or the fit.
+    # The newest trades (calibration and validation) take no part in the choice.
     flipped = y.copy()
     flipped[result.validation_rows] = 1 - flipped[result.validation_rows]
-    again = train_batch_model(X, flipped, times, kind="logistic")
-    assert again.model.estimator[-1].C == chosen
-    np.testing.assert_array_equal(again.model.estimator[-1].coef_, result.model.estimator[-1].coef_)
+    assert train_batch_model(X, flipped, times, kind="logistic").model.estimator[-1].C == chosen
+
+
+def test_the_served_model_learns_every_trade_and_is_calibrated_and_scored_by_a_fit_that_had_not_seen_the_newest(trades):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from learning.ml.batch import _cross_fitted, _fit_calibration
+
+    X, y, times = trades
+    result = train_batch_model(X, y, times, kind="logistic")
+    C, validation = result.model.estimator[-1].C, result.validation_rows
+    train = np.setdiff1d(np.argsort(times, kind="stable"), validation, assume_unique=True)
+    older = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000)).fit(X[train], y[train])
+    every = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000)).fit(X[np.concatenate([train, validation])], y[np.concatenate([train, validation])])
+    np.testing.assert_allclose(result.model.estimator[-1].coef_, every[-1].coef_, rtol=0, atol=1e-6)
+    assert not np.allclose(result.model.estimator[-1].coef_, older[-1].coef_, rtol=0, atol=1e-3)
+    # Calibration and the reported scores come from the older trades' fit scoring the newest.
+    held_out_scores = older.decision_function(X[validation])
+    expected = _fit_calibration(held_out_scores, y[validation], "sigmoid")
+    assert result.model.calibration == pytest.approx(expected)
+    np.testing.assert_allclose(result.validation_probabilities, _cross_fitted(held_out_scores, y[validation], "sigmoid"), rtol=0, atol=1e-6)
+    assert result.metrics["log_loss"] == pytest.approx(metrics_log_loss(y[validation], result.validation_probabilities))
 
 
 def test_logistic_features_that_carry_nothing_get_strong_regularisation():

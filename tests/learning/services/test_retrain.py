@@ -49,6 +49,18 @@ def test_a_challenger_that_does_not_beat_the_champion_on_the_same_window_stays_i
     assert ModelVersion.objects.get(active=True, kind="batch").version == "batch-0001"
 
 
+def test_a_champion_is_compared_with_a_challenger_on_the_validation_trades_it_had_not_learned_from():
+    store_learnable(200)
+    champion = batch_retrain()
+    trained_through = ModelVersion.objects.get(version=champion.version).trained_through_exit_time
+    store_learnable(30, seed=9, start=START + timedelta(days=60))
+    result = batch_retrain()
+    window = ModelVersion.objects.get(version=result.version).validation_window
+    assert window["size"] == 46 and window["start"] < trained_through.isoformat()  # the champion learned the older 16
+    assert (result.champion_metrics["n"], result.metrics["n"]) == (30, 46)
+    assert "on the 30 validation trades neither had learned from" in result.reason
+
+
 def test_a_champion_that_keeps_beating_challengers_is_not_read_back_from_its_artifact(monkeypatch):
     from learning.services import versions
 
