@@ -9,7 +9,7 @@ import pandas as pd  # noqa: E402
 
 from operations.evaluation.scoring import ALL_SYSTEMS  # noqa: E402
 
-_RUN_COLOURS = {"baseline": "#7f7f7f", "learning": "#1f77b4", "transfer_off": "#ff7f0e"}
+_RUN_COLOURS = {"baseline": "#7f7f7f", "learning": "#1f77b4", "transfer_off": "#ff7f0e", "transfer_on": "#ff7f0e"}
 
 
 def _svg(figure) -> str:

@@ -46,14 +46,25 @@ class RunSpec:
     shuffle_labels_seed: int | None = None  # the control: see operations.evaluation.shuffle
 
 
+# The weight at which the transfer comparison switches cross-system transfer on when it is configured off.
+TRANSFER_COMPARISON_WEIGHT = 0.5
+
 BASELINE = RunSpec(name="baseline", title="baseline: technical signals only, fixed size", learning=False)
-LEARNING = RunSpec(name="learning", title="learning: models, recommendations, sizing, cross-system", learning=True)
+LEARNING = RunSpec(name="learning", title="learning: models, recommendations, sizing", learning=True)
 TRANSFER_OFF = RunSpec(name="transfer_off", title="learning with cross-system transfer off", learning=True, transfer_weight=0.0)
+TRANSFER_ON = RunSpec(
+    name="transfer_on", title="learning with cross-system transfer on", learning=True, transfer_weight=TRANSFER_COMPARISON_WEIGHT
+)
+
+
+def transfer_comparison() -> RunSpec:
+    """Learning with cross-system transfer switched the other way from LEARNING_TRANSFER_WEIGHT: is it earning its place?"""
+    return TRANSFER_OFF if settings.LEARNING_TRANSFER_WEIGHT > 0 else TRANSFER_ON
 
 
 def default_runs(engines) -> list[RunSpec]:
-    """Baseline and learning; with both engines also learning without transfer (alone it would equal learning)."""
-    return [BASELINE, LEARNING, TRANSFER_OFF] if len(set(engines)) > 1 else [BASELINE, LEARNING]
+    """Baseline and learning; with both engines also learning with transfer switched (alone it would equal learning)."""
+    return [BASELINE, LEARNING, transfer_comparison()] if len(set(engines)) > 1 else [BASELINE, LEARNING]
 
 
 def _manage(*args: str, env: dict) -> subprocess.CompletedProcess:

@@ -308,9 +308,7 @@ def score(*, payloads: dict[str, dict], window: Window) -> dict:
     }
     if "baseline" in systems and "learning" in systems:
         report["targets"] = targets(systems)
-    if "transfer_off" in systems:
-        report["transfer"] = {
-            system: {run: systems[run][system]["overall"] for run in ("learning", "transfer_off")}
-            for system in systems["learning"]
-        }
+    switched = next((run for run in ("transfer_off", "transfer_on") if run in systems), None)
+    if switched is not None:
+        report["transfer"] = {system: {run: systems[run][system]["overall"] for run in ("learning", switched)} for system in systems["learning"]}
     return report

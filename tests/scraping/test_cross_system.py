@@ -17,6 +17,14 @@ from trading.signals import STRATEGY_TYPE as PAPER_STRATEGY
 pytestmark = pytest.mark.django_db
 
 STRATEGIES = {"paper_trading": PAPER_STRATEGY, "profit_scraping": SCRAPING_STRATEGY}
+
+
+@pytest.fixture(autouse=True)
+def transfer_on(settings):
+    """Transfer is off by default (evaluate measured no help); these tests are of what it does when on."""
+    settings.LEARNING_TRANSFER_WEIGHT = 0.5
+
+
 DIRECTIONS = pytest.mark.parametrize(("source", "target"), [("paper_trading", "profit_scraping"), ("profit_scraping", "paper_trading")])
 
 

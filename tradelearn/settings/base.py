@@ -186,8 +186,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- Learning -------------------------------------------------------------------------------
 # Weight, in trades, of the prior that thin history is shrunk toward (Beta prior strength).
 LEARNING_PRIOR_STRENGTH = env_float("LEARNING_PRIOR_STRENGTH", 20.0, minimum=0.0)
-# How much the other system's history counts, per trade, where this system's own is thin.
-LEARNING_TRANSFER_WEIGHT = env_float("LEARNING_TRANSFER_WEIGHT", 0.5, minimum=0.0, maximum=1.0)
+# How much the other system's history counts, per trade, where this system's own is thin. Off by
+# default: `evaluate` measured no help to either system (README, "Does learning help?").
+LEARNING_TRANSFER_WEIGHT = env_float("LEARNING_TRANSFER_WEIGHT", 0.0, minimum=0.0, maximum=1.0)
 LEARNING_KELLY_FRACTION = env_float("LEARNING_KELLY_FRACTION", 0.25, minimum=0.0, maximum=1.0)
 LEARNING_MIN_POSITION_SIZE = env_float("LEARNING_MIN_POSITION_SIZE", 0.005, minimum=0.0, maximum=1.0)
 LEARNING_MAX_POSITION_SIZE = env_float("LEARNING_MAX_POSITION_SIZE", 0.05, minimum=0.0, maximum=1.0)

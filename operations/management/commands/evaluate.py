@@ -23,7 +23,7 @@ def _day(text: str) -> date:
 class Command(BaseCommand):
     help = (
         "Walk-forward evaluation: replay candles from --candles-dir as a baseline (technical signals only), "
-        "with learning, and (with both engines) with cross-system transfer off, each in its own fresh database; "
+        "with learning, and (with both engines) with cross-system transfer switched the other way, each in its own fresh database; "
         "write report.json and report.html to --out and print a summary."
     )
 

@@ -32,9 +32,11 @@ def test_evaluate_writes_json_and_html_with_every_section_and_prints_the_summary
     )
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report) == {"window", "runs", "systems", "equity", "learning_curve", "targets", "transfer"}
-    assert list(report["runs"]) == ["baseline", "learning", "transfer_off"]
-    assert report["runs"]["transfer_off"]["settings"]["LEARNING_TRANSFER_WEIGHT"] == 0.0
-    assert report["runs"]["learning"]["settings"]["LEARNING_TRANSFER_WEIGHT"] > 0.0
+    # Transfer is off by default, so the comparison switches it on.
+    assert list(report["runs"]) == ["baseline", "learning", "transfer_on"]
+    assert report["runs"]["transfer_on"]["settings"]["LEARNING_TRANSFER_WEIGHT"] == 0.5
+    assert report["runs"]["learning"]["settings"]["LEARNING_TRANSFER_WEIGHT"] == 0.0
+    assert set(report["transfer"]["paper_trading"]) == {"learning", "transfer_on"}
     for run, systems in report["systems"].items():
         assert list(systems) == ["paper_trading", "profit_scraping", "all"]
         for figures in systems.values():
