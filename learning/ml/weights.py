@@ -6,12 +6,15 @@ import numpy as np
 _HOUR_NS = 3_600 * 10**9
 
 
-def average_uniqueness(entry_times, exit_times, symbols: Sequence[str]) -> np.ndarray:
+def average_uniqueness(entry_times, exit_times, symbols: Sequence[str], systems: Sequence[str] | None = None) -> np.ndarray:
     """Each outcome's mean over its hours of 1 / (outcomes of the same symbol open then), scaled to mean 1.
 
     Outcomes on one symbol that overlap in time share the same price moves, so they are not
     independent examples; weighting by uniqueness keeps a burst of overlapping trades from
-    counting as many. Times are anything numpy reads as datetime64 (aware datetimes as UTC).
+    counting as many. With `systems`, only outcomes of the same system count as overlapping: each
+    system's model learns from its own outcomes, and a burst of the other system's short trades
+    says nothing about how independent its labels are. Times are anything numpy reads as
+    datetime64 (aware datetimes as UTC).
     """
     entry, exit_ = _hours(entry_times), _hours(exit_times)
     weights = np.ones(len(entry))
@@ -19,9 +22,11 @@ def average_uniqueness(entry_times, exit_times, symbols: Sequence[str]) -> np.nd
         return weights
     first = entry - entry.min()
     last = np.maximum(exit_ - entry.min(), first)
-    symbols = np.asarray(symbols)
-    for value in np.unique(symbols):
-        rows = np.flatnonzero(symbols == value)
+    groups = np.asarray(symbols, dtype=object)
+    if systems is not None:
+        groups = np.asarray(systems, dtype=object) + "|" + groups
+    for value in np.unique(groups):
+        rows = np.flatnonzero(groups == value)
         span = last[rows].max() + 2
         concurrency = np.zeros(span, dtype=np.float64)
         np.add.at(concurrency, first[rows], 1.0)

@@ -255,7 +255,7 @@ class LearningSession:
                 for outcome, (_, vector, label) in zip(outcomes, self._pending):
                     self._history.add(
                         record_ids[outcome.trade_id], vector, label,
-                        entry_time=outcome.entry_time, exit_time=outcome.exit_time, symbol=outcome.symbol,
+                        entry_time=outcome.entry_time, exit_time=outcome.exit_time, symbol=outcome.symbol, system=outcome.system_type,
                     )  # fmt: skip
             if checkpoint and self.learning:
                 self._checkpoint()
@@ -410,13 +410,16 @@ class _History:
         self._exit_times = np.array(stored.exit_times, dtype=object)
         self._exit_us, self._entry_us = _microseconds(stored.exit_times), _microseconds(stored.entry_times)
         self._symbols = np.array(stored.symbols, dtype=object)
+        self._systems = np.array(stored.systems, dtype=object)
         self._new: list[tuple] = []
 
-    def add(self, record_id: int, vector: np.ndarray | None, outcome: int, *, entry_time: datetime, exit_time: datetime, symbol: str) -> None:
+    def add(
+        self, record_id: int, vector: np.ndarray | None, outcome: int, *, entry_time: datetime, exit_time: datetime, symbol: str, system: str
+    ) -> None:
         if vector is None:
             self.skipped += 1
             return
-        self._new.append((vector, outcome, record_id, exit_time, entry_time, symbol))
+        self._new.append((vector, outcome, record_id, exit_time, entry_time, symbol, system))
 
     def before(self, as_of: datetime) -> tuple[np.ndarray, np.ndarray, list[int], list[datetime], np.ndarray]:
         """Features, outcomes, ids, exit times and uniqueness weights of the records closed before `as_of`, oldest exit first."""
@@ -424,13 +427,15 @@ class _History:
         closed = np.flatnonzero(self._exit_us < _microseconds([as_of])[0])
         rows = closed[np.lexsort((self._ids[closed], self._exit_us[closed]))]
         exit_us, entry_us = self._exit_us[rows], self._entry_us[rows]
-        weights = average_uniqueness(entry_us.astype("datetime64[us]"), exit_us.astype("datetime64[us]"), self._symbols[rows])
+        weights = average_uniqueness(
+            entry_us.astype("datetime64[us]"), exit_us.astype("datetime64[us]"), self._symbols[rows], self._systems[rows]
+        )
         return self._X[rows], self._outcomes[rows], self._ids[rows].tolist(), self._exit_times[rows].tolist(), weights
 
     def _join_new(self) -> None:
         if not self._new:
             return
-        vectors, outcomes, ids, exit_times, entry_times, symbols = zip(*self._new)
+        vectors, outcomes, ids, exit_times, entry_times, symbols, systems = zip(*self._new)
         self._new = []
         self._X = np.vstack([self._X, *vectors])
         self._outcomes = np.concatenate([self._outcomes, np.asarray(outcomes, dtype=np.int64)])
@@ -439,6 +444,7 @@ class _History:
         self._exit_us = np.concatenate([self._exit_us, _microseconds(exit_times)])
         self._entry_us = np.concatenate([self._entry_us, _microseconds(entry_times)])
         self._symbols = np.concatenate([self._symbols, np.array(symbols, dtype=object)])
+        self._systems = np.concatenate([self._systems, np.array(systems, dtype=object)])
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -40,11 +40,12 @@ class TrainingMatrix(NamedTuple):
     skipped: int  # records whose features do not fit the schema
     entry_times: list[datetime]
     symbols: list[str]
+    systems: list[str]
 
     @property
     def weights(self) -> np.ndarray:
-        """Each record's average uniqueness among the records overlapping it on its symbol (mean 1)."""
-        return average_uniqueness(self.entry_times, self.exit_times, self.symbols)
+        """Each record's average uniqueness among its system's records overlapping it on its symbol (mean 1)."""
+        return average_uniqueness(self.entry_times, self.exit_times, self.symbols, self.systems)
 
 
 def training_matrix(as_of: datetime | None) -> TrainingMatrix:
@@ -52,10 +53,10 @@ def training_matrix(as_of: datetime | None) -> TrainingMatrix:
     records = TrainingRecord.objects.order_by("exit_time", "id")
     if as_of is not None:
         records = records.filter(exit_time__lt=as_of)
-    vectors, outcomes, exit_times, ids, entry_times, symbols = [], [], [], [], [], []
+    vectors, outcomes, exit_times, ids, entry_times, symbols, systems = [], [], [], [], [], [], []
     skipped = 0
-    rows = records.values_list("id", "features", "success", "exit_time", "entry_time", "symbol").iterator(chunk_size=2000)
-    for record_id, features, success, exit_time, entry_time, symbol in rows:
+    rows = records.values_list("id", "features", "success", "exit_time", "entry_time", "symbol", "system_type").iterator(chunk_size=2000)
+    for record_id, features, success, exit_time, entry_time, symbol, system in rows:
         vector = schema_vector(features or {})
         if vector is None:
             skipped += 1
@@ -66,8 +67,9 @@ def training_matrix(as_of: datetime | None) -> TrainingMatrix:
         ids.append(record_id)
         entry_times.append(entry_time)
         symbols.append(symbol)
+        systems.append(system)
     X = np.vstack(vectors) if vectors else np.empty((0, len(current_feature_schema().names)))
-    return TrainingMatrix(X, np.asarray(outcomes, dtype=np.int64), exit_times, ids, skipped, entry_times, symbols)
+    return TrainingMatrix(X, np.asarray(outcomes, dtype=np.int64), exit_times, ids, skipped, entry_times, symbols, systems)
 
 
 def exchange_fill_weights(ids: list[int]) -> np.ndarray:
