@@ -20,6 +20,8 @@ from trading.models import Candle, EngineTick, MarketFeedStatus, PaperAccount
 OK, WAITING, STALE, FAILING = "ok", "waiting", "stale", "failing"
 # A candle or tick is stale after two candles' time on the feed's clock, plus this margin for beat and queues.
 STALENESS_MARGIN_SECONDS = 300
+# Outcomes waiting for the online update are counted up to this many: past it, "1000+" says as much.
+PENDING_COUNT_LIMIT = 1000
 
 
 def _age(moment: datetime | None, now: datetime) -> float | None:
@@ -98,11 +100,12 @@ def system_health(*, now: datetime | None = None, details: bool = False) -> dict
         candles[symbol] = {**_check(closed, now=now, bound=candle_bound, started=started), "open_time": last}
 
     online = OnlineLearningState.objects.first()
-    pending = pending_learning()
+    pending = pending_learning(limit=PENDING_COUNT_LIMIT)
     online_check = _check(online.last_update_at if online else None, now=now, bound=settings.HEALTH_ONLINE_UPDATE_MAX_AGE_SECONDS, started=started)
     if online_check["status"] == STALE and not pending["records"]:
         online_check["status"] = OK  # nothing new to learn: an old update is not a stale one
     online_check["pending_outcomes"] = pending["records"]
+    online_check["pending_outcomes_capped"] = pending["records"] >= PENDING_COUNT_LIMIT
     lease = LearningLease.objects.filter(name="batch_retrain").first()
     retrain = _check(lease.last_finished_at if lease else None, now=now, bound=settings.HEALTH_RETRAIN_MAX_AGE_SECONDS, started=started)
     if lease is not None and lease.last_result:

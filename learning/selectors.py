@@ -313,12 +313,14 @@ def _active_versions() -> dict:
     return {version.kind: version for version in ModelVersion.objects.defer("artifact").filter(active=True)}
 
 
-def pending_learning() -> dict[str, int]:
-    """Records and examples the next online update would look at (schema misfits included)."""
-    return {
-        "records": TrainingRecord.objects.filter(learned_at__isnull=True).count(),
-        "examples": TrainingExample.objects.filter(learned_at__isnull=True).count(),
-    }
+def pending_learning(*, limit: int | None = None) -> dict[str, int]:
+    """Records and examples the next online update would look at (schema misfits included), each counted up to `limit`.
+
+    A limit keeps a page that only needs "how far behind, roughly" from counting a backlog row by
+    row: a count of 100,000 waiting records took ~30 ms of every dashboard view.
+    """
+    pending = {"records": TrainingRecord.objects.filter(learned_at__isnull=True), "examples": TrainingExample.objects.filter(learned_at__isnull=True)}
+    return {name: (rows if limit is None else rows[:limit]).count() for name, rows in pending.items()}
 
 
 def online_stats() -> dict:

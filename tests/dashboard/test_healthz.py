@@ -72,6 +72,23 @@ def test_learning_checks_follow_their_bounds(client, settings):
     assert body["problems"] == ["retrain"]
 
 
+def test_a_backlog_of_waiting_outcomes_is_counted_up_to_a_limit_and_makes_an_old_update_stale(client, settings, monkeypatch):
+    from dashboard import health
+    from learning.selectors import pending_learning
+    from tests.learning.learnable import store_learnable
+
+    settings.CELERY_BROKER_URL = None
+    monkeypatch.setattr(health, "PENDING_COUNT_LIMIT", 3)
+    OnlineLearningState.objects.create(last_update_at=timezone.now() - timedelta(days=3))
+    store_learnable(5)
+    body = client.get("/healthz").json()
+    assert body["online_update"]["pending_outcomes"] == 3 and body["online_update"]["pending_outcomes_capped"]
+    assert body["online_update"]["status"] == "stale"
+    assert pending_learning() == {"records": 5, "examples": 0} and pending_learning(limit=10)["records"] == 5
+    client.force_login(get_user_model().objects.create_user("viewer", password="pw"))
+    assert "Online update (3+ outcomes waiting)" in client.get("/").content.decode()
+
+
 def test_clock_candles_age_on_the_clock_and_a_failing_feed_shows_its_cause(client, settings, tmp_path):
     settings.CELERY_BROKER_URL = None
     settings.MARKET_FEED = "clock"
