@@ -112,14 +112,15 @@ def calibration_chart(
         axes = figure.subplots()
         axes.plot([0, 1], [0, 1], color="#6b7280", linewidth=0.8, linestyle="--", label="perfect calibration")
         largest = max(count for _, points in data for _, _, count in points)
-        for colour, (label, points) in zip(COLOURS, data):
+        # The two series' buckets often sit close together: one's counts go above its points, the other's below.
+        for colour, offset, (label, points) in zip(COLOURS, ((4, 4), (4, -11)), data):
             predicted = [point[0] for point in points]
             realised = [point[1] for point in points]
             sizes = [20 + 180 * point[2] / largest for point in points]
             axes.plot(predicted, realised, color=colour, linewidth=1)
             axes.scatter(predicted, realised, s=sizes, color=colour, alpha=0.7, label=label)
             for x, y, count in points:
-                axes.annotate(f"{count}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
+                axes.annotate(f"{count}", (x, y), textcoords="offset points", xytext=offset, fontsize=7, color=colour)
         axes.set_xlim(0, 1)
         axes.set_ylim(0, 1)
         axes.set_xlabel("predicted win rate")
@@ -152,7 +153,8 @@ def equity_chart(accounts: list[selectors.AccountRow]) -> SafeString | None:
             if stopped:
                 last_day, last_equity = points[-1]
                 axes.plot([last_day, stopped[0]], [last_equity, last_equity], color=colour, linewidth=1.0, linestyle=":")
-                axes.annotate(stopped[1], (last_day, last_equity), xytext=(6, 6), textcoords="offset points", fontsize=7, color=colour)
+                # Ending where the dotted line ends keeps the label inside the axes and off the solid curve.
+                axes.annotate(stopped[1], (stopped[0], last_equity), xytext=(0, 6), textcoords="offset points", ha="right", fontsize=7, color=colour)
         axes.set_ylabel("equity")
         axes.legend(loc="upper right", frameon=False)
         _date_axis(axes)
