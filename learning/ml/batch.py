@@ -421,7 +421,7 @@ def train_batch_model(
     and give the metrics and the feature importance, all out of sample. The model returned is the
     same estimator (same settings, a logistic model's C as chosen on the older trades) refitted on
     every trade, with that calibration: a model fitted on the older trades alone would decide without
-    its newest fifth of outcomes (in a paper replay of 2020-2022 that cost about 0.01 of AUC).
+    its newest fifth of outcomes (in a paper replay of 2020-2022 that cost about 0.006 of AUC).
 
     `feature_names` name X's columns (by default the current feature schema's). With
     `per_system`, each trading system whose own trades suffice (column SYSTEM_COLUMN tells them
