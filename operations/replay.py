@@ -24,6 +24,7 @@ trip per row. A replay cut short leaves the database as of its last write.
 """
 import heapq
 import logging
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -171,6 +172,10 @@ def replay(
     Both models learn in worker processes (with `background`; else here, for the same results):
     a retrain starts as of a candle's close and its model is adopted REPLAY_RETRAIN_LAG outcomes
     later, the replay waiting there if the worker is behind. Until then the previous model serves.
+    With REPLAY_RETRAIN_DAYS the batch model is retrained in market time instead: as of each
+    boundary of that many days from `start` (on the first step at or after it that has new outcomes),
+    adopted REPLAY_RETRAIN_LAG_HOURS of market time later, so the retrains' count does not grow with
+    the symbols and their cost grows with the rows alone.
 
     The replay visits only the candles on which something can happen (`_Visits`); with
     `every_candle` it visits every one, as a live tick would, for the same results (the tests compare them).
@@ -183,6 +188,9 @@ def replay(
     write_every = write_every or settings.REPLAY_WRITE_EVERY
     retrain_growth = settings.REPLAY_RETRAIN_GROWTH
     retrain_lag = settings.REPLAY_RETRAIN_LAG
+    retrain_period = timedelta(days=settings.REPLAY_RETRAIN_DAYS) if settings.REPLAY_RETRAIN_DAYS else None
+    next_retrain_at = start + retrain_period if retrain_period else None  # market-time cadence: the next boundary
+    adopt_time = None  # market-time cadence: when the retrain in flight is adopted
     step = timedelta(milliseconds=timeframe_ms(timeframe))
     started = time.perf_counter()
     # First, so that the workers' imports overlap the features and levels computed below.
@@ -209,9 +217,14 @@ def replay(
             engine.keep_books(engine_books)
         writer = ReplayWriter(books, session)
 
+        def retrain_due(moment: datetime) -> bool:
+            if retrain_period is None:
+                return since_retrain >= max(retrain_every, retrain_growth * (outcomes_seen - since_retrain))
+            return since_retrain > 0 and moment >= next_retrain_at
+
         def after_step(moment: datetime) -> None:
             """What the replay does once every symbol's candle at `moment` has closed: learn, retrain, write."""
-            nonlocal since_update, since_retrain, adopt_at
+            nonlocal since_update, since_retrain, adopt_at, next_retrain_at, adopt_time
             if not learning:
                 if session.pending >= write_every:
                     with _timed(summary, "seconds_writing"):
@@ -223,16 +236,25 @@ def replay(
                     session.learn()
                 summary.model_updates += 1
                 since_update = 0
-            if session.retraining and outcomes_seen >= adopt_at:
+            if session.retraining and (outcomes_seen >= adopt_at if retrain_period is None else moment >= adopt_time):
                 adopt_retrain()
-            if since_retrain >= max(retrain_every, retrain_growth * (outcomes_seen - since_retrain)):
+            if retrain_due(moment):
                 if session.retraining:
                     adopt_retrain()
                 with _timed(summary, "seconds_writing"):
                     writer.write()
-                with _timed(summary, "seconds_retraining"):
-                    session.retrain_start(as_of=moment + step)
-                adopt_at, since_retrain = outcomes_seen + retrain_lag, 0
+                if retrain_period is None:
+                    with _timed(summary, "seconds_retraining"):
+                        session.retrain_start(as_of=moment + step)
+                    adopt_at = outcomes_seen + retrain_lag
+                else:
+                    # As of the boundary, not this step: a replay of every candle and one of events retrain on the same outcomes.
+                    with _timed(summary, "seconds_retraining"):
+                        session.retrain_start(as_of=next_retrain_at)
+                    adopt_at, adopt_time = math.inf, next_retrain_at + timedelta(hours=settings.REPLAY_RETRAIN_LAG_HOURS)
+                    while next_retrain_at <= moment:
+                        next_retrain_at += retrain_period
+                since_retrain = 0
             elif session.pending >= write_every:
                 with _timed(summary, "seconds_writing"):
                     writer.write()

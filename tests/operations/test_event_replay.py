@@ -109,17 +109,30 @@ def test_visiting_events_gives_the_replay_of_every_candle(engine_classes, gappy_
             assert {"time_exit", "breakeven_stop", "trailing_stop"} <= reasons
 
 
+def learning_replays_agree(frames) -> list:
+    """Both engines learning, replayed visiting events and then every candle: the same everything; the first run's figures."""
+    engine_classes = (TradingEngine, ProfitScrapingEngine)
+    events = run(engine_classes, frames, every_candle=False, learning=True, name="events")
+    forget()
+    assert run(engine_classes, frames, every_candle=True, learning=True, name="every") == events
+    return events
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("lag", [0, 15])
 def test_with_learning_the_models_learn_and_serve_at_the_same_moments(lag, gappy_frames, settings):
     settings.REPLAY_RETRAIN_LAG = lag
-    engine_classes = (TradingEngine, ProfitScrapingEngine)
-    events = run(engine_classes, gappy_frames, every_candle=False, learning=True, name="events")
-    forget()
-    every = run(engine_classes, gappy_frames, every_candle=True, learning=True, name="every")
-    assert events == every
-
-    _, model_updates, retrains, books, versions = events
+    _, model_updates, retrains, books, versions = learning_replays_agree(gappy_frames)
     assert model_updates > 5 and retrains >= 2
     served = {tuple(sorted(decision[7].items())) for _, decisions in books for decision in decisions}
     assert len(served) > 3  # decisions were made under several model versions
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retrains_in_market_time_are_the_same_visiting_events_and_come_once_a_period(gappy_frames, settings):
+    settings.REPLAY_RETRAIN_DAYS, settings.REPLAY_RETRAIN_LAG_HOURS = 10, 24
+    _, _, retrains, _, versions = learning_replays_agree(gappy_frames)
+    periods = (END - START) // timedelta(days=10)
+    batch = [version for version in versions if version[0] == "batch"]
+    # One retrain per ten-day boundary once there are enough outcomes to train on, never more.
+    assert 2 <= len(batch) <= periods and retrains >= 1

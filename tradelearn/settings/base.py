@@ -345,5 +345,11 @@ REPLAY_RETRAIN_GROWTH = env_float("REPLAY_RETRAIN_GROWTH", 0.0, minimum=0.0)
 # gradient-boosted trees 190 was about 25 % faster and measurably weaker (README, "Replays keep
 # their books in memory"); the logistic default retrains too quickly for it to matter.
 REPLAY_RETRAIN_LAG = env_int("REPLAY_RETRAIN_LAG", 100, minimum=0)
+# Retrain the batch model in market time instead: as of every N days from the replay's start (0: count
+# outcomes as above), adopted REPLAY_RETRAIN_LAG_HOURS of market time later. Its retrains do not grow in
+# number with the symbols replayed, so a replay's cost grows with its rows, not their square; not the
+# default until evaluated (README, "Replays keep their books in memory").
+REPLAY_RETRAIN_DAYS = env_int("REPLAY_RETRAIN_DAYS", 0, minimum=0)
+REPLAY_RETRAIN_LAG_HOURS = env_int("REPLAY_RETRAIN_LAG_HOURS", 24, minimum=0)
 # A replay keeps its books in memory and writes them in one transaction every this many outcomes.
 REPLAY_WRITE_EVERY = env_int("REPLAY_WRITE_EVERY", 1000, minimum=1)
