@@ -369,10 +369,10 @@ def _inactivity(accounts: list[PaperAccount]) -> dict[int, Inactivity]:
     """
     if not accounts:
         return {}
-    last_entries = {account.pk: account.last_entry for account in accounts if account.last_entry is not None}
+    by_id = {account.pk: account for account in accounts}
     since_last_entry = Q()
     for account in accounts:
-        last = last_entries.get(account.pk)
+        last = account.last_entry
         since_last_entry |= Q(account_id=account.pk, **({"candle_time__gte": last} if last else {}))
     rows = (
         SignalDecision.objects.filter(since_last_entry)
@@ -385,15 +385,15 @@ def _inactivity(accounts: list[PaperAccount]) -> dict[int, Inactivity]:
         )
         .order_by()
     )
-    paused = {account.pk: account.is_paused for account in accounts}
     result = {}
     for row in rows:
-        since = last_entries.get(row["account_id"])
+        account = by_id[row["account_id"]]
+        since = account.last_entry
         if since is not None and row["latest_signal"] - since < STOPPED_AFTER:
             continue
-        result[row["account_id"]] = Inactivity(
+        result[account.pk] = Inactivity(
             last_entry=since, latest_signal=row["latest_signal"], signals=row["signals"], skipped=row["skipped"],
-            refused=row["refused"], paused=paused.get(row["account_id"], False),
+            refused=row["refused"], paused=account.is_paused,
         )  # fmt: skip
     return result
 

@@ -24,7 +24,6 @@ trip per row. A replay cut short leaves the database as of its last write.
 """
 import heapq
 import logging
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -198,7 +197,7 @@ def replay(
     with _timed(summary, "seconds_session"):
         session = LearningSession(learning=learning, background=learning and background)
     since_update = since_retrain = outcomes_seen = 0
-    adopt_at = 0  # outcomes seen when the retrain in flight is adopted
+    adopt_at = 0  # outcomes seen when the retrain in flight is adopted (counted cadence)
 
     def adopt_retrain() -> None:
         with _timed(summary, "seconds_retraining"):
@@ -216,6 +215,12 @@ def replay(
         for engine, engine_books in zip(engines, books):
             engine.keep_books(engine_books)
         writer = ReplayWriter(books, session)
+
+        def adoption_due(moment: datetime) -> bool:
+            """Whether the retrain in flight is adopted now: REPLAY_RETRAIN_LAG outcomes, or REPLAY_RETRAIN_LAG_HOURS, after it started."""
+            if not session.retraining:
+                return False
+            return outcomes_seen >= adopt_at if retrain_period is None else moment >= adopt_time
 
         def retrain_due(moment: datetime) -> bool:
             if retrain_period is None:
@@ -236,7 +241,7 @@ def replay(
                     session.learn()
                 summary.model_updates += 1
                 since_update = 0
-            if session.retraining and (outcomes_seen >= adopt_at if retrain_period is None else moment >= adopt_time):
+            if adoption_due(moment):
                 adopt_retrain()
             if retrain_due(moment):
                 if session.retraining:
@@ -251,7 +256,7 @@ def replay(
                     # As of the boundary, not this step: a replay of every candle and one of events retrain on the same outcomes.
                     with _timed(summary, "seconds_retraining"):
                         session.retrain_start(as_of=next_retrain_at)
-                    adopt_at, adopt_time = math.inf, next_retrain_at + timedelta(hours=settings.REPLAY_RETRAIN_LAG_HOURS)
+                    adopt_time = next_retrain_at + timedelta(hours=settings.REPLAY_RETRAIN_LAG_HOURS)
                     while next_retrain_at <= moment:
                         next_retrain_at += retrain_period
                 since_retrain = 0
@@ -268,7 +273,7 @@ def replay(
         with tqdm(total=len(timeline), desc="replay", unit="step", disable=not progress, mininterval=1.0) as bar_progress:
             while queue:
                 now = queue[0][0]
-                if previous is not None and session.retraining and outcomes_seen >= adopt_at:
+                if previous is not None and retrain_period is None and session.retraining and outcomes_seen >= adopt_at:
                     # With no lag, a retrain is adopted after the step that follows its start, even a quiet one.
                     following = timeline[np.searchsorted(timeline, previous, side="right")]
                     if following < now:
